@@ -1,0 +1,80 @@
+"""One error hierarchy for every stage, so the CLI can print a message instead of a traceback.
+
+Stage errors also derive from the built-in type a caller would expect (``ValueError``,
+``TimeoutError``, ``ConnectionError``) so generic handlers keep working.
+"""
+
+from __future__ import annotations
+
+
+class TritonizeError(Exception):
+    """Root of every error tritonize raises on purpose."""
+
+
+class SpecError(TritonizeError, ValueError):
+    """The model spec is malformed; the message names the file and the field."""
+
+    def __init__(self, source: str, field: str, problem: str) -> None:
+        self.source = source
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{source}: field '{field}': {problem}")
+
+
+class ExportError(TritonizeError):
+    """Exporting a checkpoint to ONNX failed."""
+
+
+class ValidationError(ExportError):
+    """An exported graph disagrees with PyTorch beyond the spec's tolerance.
+
+    Collects every failure of one validation run so a user sees all of them at once.
+    """
+
+    def __init__(self, model: str, failures: list[str]) -> None:
+        self.model = model
+        self.failures = list(failures)
+        joined = "\n  - ".join(self.failures)
+        super().__init__(f"validation of '{model}' failed:\n  - {joined}")
+
+
+class EngineBuildError(TritonizeError):
+    """A TensorRT engine could not be built (parser error, bad profile, no TensorRT)."""
+
+
+class RepositoryError(TritonizeError):
+    """The Triton model repository could not be generated consistently."""
+
+
+class ServerError(TritonizeError):
+    """The embedded Triton server could not be started or stopped."""
+
+
+class ServerStartTimeout(ServerError, TimeoutError):
+    """The server did not report ready in time; the message carries its log tail."""
+
+
+class ClientError(TritonizeError):
+    """A request to Triton failed; the message names the URL, the model and the cause."""
+
+    def __init__(self, url: str, model: str, cause: str) -> None:
+        self.url = url
+        self.model = model
+        self.cause = cause
+        super().__init__(f"{url} model '{model}': {cause}")
+
+
+class ServerUnavailableError(ClientError, ConnectionError):
+    """Nothing answers at the URL (server down or not ready): safe to retry."""
+
+
+class ModelNotFoundError(ClientError, LookupError):
+    """The server does not serve the requested model."""
+
+
+class InferenceError(ClientError):
+    """The server answered the request with an error (bad input, model failure)."""
+
+
+class RequestTimeoutError(ClientError, TimeoutError):
+    """The request did not complete within the client's timeout."""
