@@ -1,0 +1,1 @@
+"""One module per ``tritonize`` subcommand; see :mod:`tritonize.cli`."""
