@@ -1,0 +1,240 @@
+"""Synchronous client: Hugging Face pipeline-shaped results from a Triton deployment.
+
+Built on ``tritonclient`` so a Triton user recognises every request. ``classify`` returns
+what ``pipeline("text-classification")`` returns: ``[{'label': 'joy', 'score': 0.98}, ...]``
+(one dict per input), or a list of ``top_k`` dicts per input when ``top_k > 1``; the top-k
+path uses Triton's classification extension (``class_count``) on ``PROBABILITIES``.
+Errors are :class:`~tritonize.errors.ClientError` subclasses naming URL, model and cause.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from tritonize.errors import (
+    ClientError,
+    InferenceError,
+    ModelNotFoundError,
+    RequestTimeoutError,
+    ServerUnavailableError,
+)
+
+DEFAULT_MODEL = "distilbert_emotion"
+DEFAULT_URLS = {"http": "127.0.0.1:8000", "grpc": "127.0.0.1:8001"}
+PROTOCOLS = ("grpc", "http")
+
+
+def check_protocol(protocol: str) -> str:
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    return protocol
+
+
+def to_text_input(texts: Sequence[str | bytes]) -> np.ndarray:
+    """Texts -> BYTES tensor of shape [n, 1] (the deployments' ``TEXT`` input)."""
+    if isinstance(texts, (str, bytes)):
+        raise TypeError("pass a list of texts, not a single string")
+    items = [t if isinstance(t, bytes) else str(t).encode("utf-8") for t in texts]
+    return np.array(items, dtype=np.object_).reshape(-1, 1)
+
+
+def _decode(item: Any) -> str:
+    return item.decode("utf-8") if isinstance(item, bytes) else str(item)
+
+
+def parse_classification(label: np.ndarray, score: np.ndarray) -> list[dict[str, Any]]:
+    """LABEL [n,1] + SCORE [n,1] -> ``[{'label': ..., 'score': ...}]``."""
+    return [{"label": _decode(lab), "score": float(s)} for lab, s in zip(label.reshape(-1), score.reshape(-1))]
+
+
+def parse_top_k(classes: np.ndarray) -> list[list[dict[str, Any]]]:
+    """Classification-extension strings ``b"score:index:label"`` [n, k] -> lists of dicts."""
+    rows = []
+    for row in classes.reshape(classes.shape[0], -1):
+        entries = []
+        for item in row:
+            score, _index, label = _decode(item).split(":", 2)
+            entries.append({"label": label, "score": float(score)})
+        rows.append(entries)
+    return rows
+
+
+def _error_text(exc: BaseException) -> tuple[str, str]:
+    """(status, message) of a tritonclient or transport exception."""
+    status = ""
+    if hasattr(exc, "status") and callable(exc.status):
+        status = str(exc.status() or "")
+    message = exc.message() if hasattr(exc, "message") and callable(exc.message) else str(exc)
+    return status, message or exc.__class__.__name__
+
+
+def wrap_error(exc: BaseException, url: str, model: str) -> ClientError:
+    """Map a tritonclient/transport exception to the tritonize client error tree."""
+    if isinstance(exc, ClientError):
+        return exc
+    status, message = _error_text(exc)
+    lowered = f"{status} {message}".lower()
+    if isinstance(exc, (socket.timeout, TimeoutError)) or "deadline" in lowered or "timed out" in lowered:
+        return RequestTimeoutError(url, model, f"request timed out ({message})")
+    if isinstance(exc, (ConnectionError, OSError)) or "unavailable" in lowered or "connection refused" in lowered:
+        return ServerUnavailableError(url, model, f"server not reachable ({message})")
+    if "unknown model" in lowered or "not found" in lowered or "is not ready" in lowered:
+        return ModelNotFoundError(url, model, message)
+    return InferenceError(url, model, message)
+
+
+class TritonizeClient:
+    """One reused connection to a Triton server over HTTP or gRPC.
+
+    ``timeout`` (seconds) bounds each request. Texts beyond the deployment's max_batch_size
+    are sent in several requests, so any list length works.
+    """
+
+    def __init__(self, url: str | None = None, protocol: str = "grpc", timeout: float = 30.0) -> None:
+        self.protocol = check_protocol(protocol)
+        self.url = url or DEFAULT_URLS[protocol]
+        self.timeout = timeout
+        self._max_batch: dict[str, int] = {}
+        try:
+            if protocol == "grpc":
+                import tritonclient.grpc as module
+            else:
+                import tritonclient.http as module
+            self._module = module
+            kwargs = {} if protocol == "grpc" else {"connection_timeout": timeout, "network_timeout": timeout}
+            self._client = module.InferenceServerClient(self.url, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - bad URL etc.: report with the URL
+            raise wrap_error(exc, self.url, "-") from exc
+
+    # -- low level -----------------------------------------------------------------------
+    def _call(self, model: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a ClientError
+            raise wrap_error(exc, self.url, model) from exc
+
+    def max_batch_size(self, model: str) -> int:
+        if model not in self._max_batch:
+            config = self.model_config(model)
+            self._max_batch[model] = int(config.get("max_batch_size", 0)) or 1
+        return self._max_batch[model]
+
+    def model_config(self, model: str) -> dict[str, Any]:
+        if self.protocol == "grpc":
+            result = self._call(model, self._client.get_model_config, model, as_json=True, client_timeout=self.timeout)
+            return result.get("config", result)
+        return self._call(model, self._client.get_model_config, model)
+
+    def model_metadata(self, model: str) -> dict[str, Any]:
+        if self.protocol == "grpc":
+            return self._call(model, self._client.get_model_metadata, model, as_json=True, client_timeout=self.timeout)
+        return self._call(model, self._client.get_model_metadata, model)
+
+    def is_ready(self, model: str | None = None) -> bool:
+        try:
+            if model:
+                return bool(self._client.is_model_ready(model))
+            return bool(self._client.is_server_ready())
+        except Exception:  # noqa: BLE001 - not ready is an answer here
+            return False
+
+    def infer_raw(
+        self,
+        model: str,
+        texts: Sequence[str | bytes],
+        outputs: Iterable[str],
+        class_count: int = 0,
+        extra_inputs: dict[str, np.ndarray] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """One inference request with ``TEXT`` (plus extra inputs); returns output arrays by name."""
+        data = to_text_input(texts)
+        inputs = [self._module.InferInput("TEXT", list(data.shape), "BYTES")]
+        inputs[0].set_data_from_numpy(data)
+        for name, array in (extra_inputs or {}).items():
+            tensor = self._module.InferInput(name, list(array.shape), _triton_dtype(array))
+            tensor.set_data_from_numpy(array)
+            inputs.append(tensor)
+        names = list(outputs)
+        requested = [self._module.InferRequestedOutput(n, class_count=class_count if n == "PROBABILITIES" else 0) for n in names]
+        kwargs = {"client_timeout": self.timeout} if self.protocol == "grpc" else {}
+        result = self._call(model, self._client.infer, model, inputs, outputs=requested, **kwargs)
+        return {n: result.as_numpy(n) for n in names}
+
+    # -- pipeline-shaped -----------------------------------------------------------------
+    def classify(self, texts: Sequence[str | bytes], model: str = DEFAULT_MODEL, top_k: int = 1) -> list[Any]:
+        """HF text-classification pipeline output for ``texts`` (see module docstring)."""
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        results: list[Any] = []
+        step = self.max_batch_size(model)
+        for start in range(0, len(texts), step):
+            chunk = texts[start : start + step]
+            if top_k == 1:
+                out = self.infer_raw(model, chunk, ["LABEL", "SCORE"])
+                results.extend(parse_classification(out["LABEL"], out["SCORE"]))
+            else:
+                out = self.infer_raw(model, chunk, ["PROBABILITIES"], class_count=top_k)
+                results.extend(parse_top_k(out["PROBABILITIES"]))
+        return results
+
+    def generate(
+        self, texts: Sequence[str | bytes], model: str, max_new_tokens: int | None = None
+    ) -> list[dict[str, str]]:
+        """HF text2text-generation pipeline output: ``[{'generated_text': ...}]`` per input."""
+        results: list[dict[str, str]] = []
+        step = self.max_batch_size(model)
+        for start in range(0, len(texts), step):
+            chunk = texts[start : start + step]
+            extra = {}
+            if max_new_tokens is not None:
+                extra["max_new_tokens"] = np.full((len(chunk), 1), max_new_tokens, dtype=np.int32)
+            out = self.infer_raw(model, chunk, ["GENERATED_TEXT"], extra_inputs=extra)
+            results.extend({"generated_text": _decode(t)} for t in out["GENERATED_TEXT"].reshape(-1))
+        return results
+
+    def close(self) -> None:
+        try:
+            self._client.close()
+        except Exception:  # noqa: BLE001 - closing a dead connection is not an error
+            pass
+
+    def __enter__(self) -> TritonizeClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _triton_dtype(array: np.ndarray) -> str:
+    from tritonclient.utils import np_to_triton_dtype
+
+    return np_to_triton_dtype(array.dtype)
+
+
+def classify(
+    texts: Sequence[str | bytes],
+    model: str = DEFAULT_MODEL,
+    url: str | None = None,
+    protocol: str = "grpc",
+    top_k: int = 1,
+    timeout: float = 30.0,
+) -> list[Any]:
+    """One-call convenience: ``classify(["I love it"])`` -> ``[{'label': 'joy', 'score': ...}]``."""
+    with TritonizeClient(url, protocol, timeout) as client:
+        return client.classify(texts, model=model, top_k=top_k)
+
+
+def generate(
+    texts: Sequence[str | bytes],
+    model: str,
+    url: str | None = None,
+    protocol: str = "grpc",
+    max_new_tokens: int | None = None,
+    timeout: float = 60.0,
+) -> list[dict[str, str]]:
+    with TritonizeClient(url, protocol, timeout) as client:
+        return client.generate(texts, model=model, max_new_tokens=max_new_tokens)

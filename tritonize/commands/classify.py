@@ -1,0 +1,25 @@
+"""``tritonize classify "text" ...``: print pipeline-shaped JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("classify", help="classify texts with a running server; prints JSON")
+    p.add_argument("texts", nargs="+")
+    p.add_argument("--model", default="distilbert_emotion")
+    p.add_argument("--protocol", choices=["grpc", "http"], default="grpc")
+    p.add_argument("--url", default=None, help="host:port (default 127.0.0.1:8001 gRPC, :8000 HTTP)")
+    p.add_argument("--top-k", type=int, default=1)
+    p.add_argument("--timeout", type=float, default=30.0)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tritonize.client import classify
+
+    result = classify(args.texts, model=args.model, url=args.url, protocol=args.protocol, top_k=args.top_k, timeout=args.timeout)
+    print(json.dumps(result, indent=2))
+    return 0

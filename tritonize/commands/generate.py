@@ -1,0 +1,27 @@
+"""``tritonize generate "text" --model t5_small_emotion``: print generated text as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("generate", help="run a text2text deployment with a running server; prints JSON")
+    p.add_argument("texts", nargs="+")
+    p.add_argument("--model", default="t5_small_emotion")
+    p.add_argument("--protocol", choices=["grpc", "http"], default="grpc")
+    p.add_argument("--url", default=None)
+    p.add_argument("--max-new-tokens", type=int, default=None, help="default: the spec's max_new_tokens")
+    p.add_argument("--timeout", type=float, default=60.0)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tritonize.client import generate
+
+    result = generate(
+        args.texts, model=args.model, url=args.url, protocol=args.protocol, max_new_tokens=args.max_new_tokens, timeout=args.timeout
+    )
+    print(json.dumps(result, indent=2))
+    return 0

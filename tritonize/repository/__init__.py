@@ -1,0 +1,1 @@
+"""Triton model repository generation: typed configs -> protobuf -> ``config.pbtxt`` files."""

@@ -1,0 +1,92 @@
+"""The text-classification deployment: ensemble(tokenizer -> model -> postprocess).
+
+Contract (what clients rely on): input ``TEXT`` TYPE_STRING [1]; outputs ``LABEL`` TYPE_STRING
+[1], ``SCORE`` TYPE_FP32 [1], ``PROBABILITIES`` TYPE_FP32 [num_labels] whose
+``label_filename`` serves Triton's classification extension (``class_count``); verified on
+tritonserver 2.51 to work on an ensemble output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tritonize.export.tensors import sequence_classification_graph
+from tritonize.repository import layout, steps
+from tritonize.repository.triton_config import (
+    EnsembleStep,
+    TritonModelConfig,
+    check_ensemble,
+    write_config,
+)
+from tritonize.spec import ModelSpec, Target
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassificationArtifacts:
+    """Files a classification deployment is assembled from."""
+
+    labels: tuple[str, ...]
+    pad_token_id: int
+    tokenizer_json: Path
+    engine: Path | None  # model.onnx (embedded, cpu) or model.plan (gpu); None = placed later
+
+
+def classification_configs(
+    model: ModelSpec, target: Target, num_labels: int, pad_token_id: int, dynamic_batching: bool = True
+) -> list[TritonModelConfig]:
+    """Every config of the deployment, ensemble first. Raises RepositoryError if miswired."""
+    names = layout.StepNames(model.name)
+    graph = sequence_classification_graph(num_labels)
+    tokenizer = steps.tokenizer_step(model, names.tokenizer, target, pad_token_id, dynamic_batching)
+    engine = steps.engine_step(model, names.model, graph, target, dynamic_batching)
+    post = steps.postprocess_step(model, names.postprocess, num_labels, dynamic_batching)
+    ensemble = TritonModelConfig(
+        name=model.name,
+        platform="ensemble",
+        max_batch_size=model.max_batch_size,
+        inputs=(steps.TEXT_INPUT,),
+        outputs=steps.classification_outputs(num_labels, label_filename=layout.LABELS_FILE),
+        ensemble_steps=(
+            EnsembleStep(
+                model_name=names.tokenizer,
+                input_map={"TEXT": "TEXT"},
+                output_map={"input_ids": "input_ids", "attention_mask": "attention_mask"},
+            ),
+            EnsembleStep(
+                model_name=names.model,
+                input_map={"input_ids": "input_ids", "attention_mask": "attention_mask"},
+                output_map={"logits": "logits"},
+            ),
+            EnsembleStep(
+                model_name=names.postprocess,
+                input_map={"logits": "logits"},
+                output_map={"LABEL": "LABEL", "SCORE": "SCORE", "PROBABILITIES": "PROBABILITIES"},
+            ),
+        ),
+    )
+    check_ensemble(ensemble, {c.name: c for c in (tokenizer, engine, post)})
+    return [ensemble, tokenizer, engine, post]
+
+
+def write_classification(
+    repository: Path,
+    model: ModelSpec,
+    target: Target,
+    artifacts: ClassificationArtifacts,
+    dynamic_batching: bool = True,
+) -> list[Path]:
+    """Write the four model directories of the deployment; returns the config paths."""
+    names = layout.StepNames(model.name)
+    configs = classification_configs(model, target, len(artifacts.labels), artifacts.pad_token_id, dynamic_batching)
+    written = [write_config(c, repository) for c in configs]
+    layout.write_labels(repository / model.name, artifacts.labels)
+    layout.write_labels(repository / names.postprocess, artifacts.labels)
+    layout.install_python_model(repository, names.tokenizer, "tokenize_step")
+    layout.copy_file(artifacts.tokenizer_json, layout.version_dir(repository, names.tokenizer), "tokenizer.json")
+    layout.install_python_model(repository, names.postprocess, "postprocess_step")
+    if target is Target.EMBEDDED:
+        layout.install_python_model(repository, names.model, "onnx_runner")
+    if artifacts.engine is not None:
+        layout.copy_file(artifacts.engine, layout.version_dir(repository, names.model), layout.engine_file(target))
+    return written

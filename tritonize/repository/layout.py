@@ -1,0 +1,78 @@
+"""Names and files of a generated repository, in one place.
+
+Step model names derive from the deployment name, so a deployment's steps sort together in
+``/v2/repository/index`` and in metrics, and no name is typed twice.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from tritonize.backends.common import COMMON_MODULE
+from tritonize.spec import Target
+
+VERSION = "1"
+REPORT_FILE = "build_report.json"
+LABELS_FILE = "labels.txt"  # also tritonize.backends.postprocess_step.LABELS_FILE
+ONNX_FILE = "model.onnx"  # also tritonize.backends.onnx_runner.MODEL_FILE
+PLAN_FILE = "model.plan"
+
+
+@dataclass(frozen=True)
+class StepNames:
+    """Triton model names of one deployment's steps."""
+
+    deployment: str
+
+    @property
+    def tokenizer(self) -> str:
+        return f"{self.deployment}_tokenizer"
+
+    @property
+    def model(self) -> str:
+        return f"{self.deployment}_model"
+
+    @property
+    def postprocess(self) -> str:
+        return f"{self.deployment}_postprocess"
+
+    def component(self, component: str) -> str:
+        """Name of an extra engine step (T5: encoder, decoder, decoder_with_past)."""
+        return f"{self.deployment}_{component}"
+
+
+def version_dir(repository: Path, model_name: str) -> Path:
+    path = repository / model_name / VERSION
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def install_python_model(repository: Path, model_name: str, module: str) -> Path:
+    """Copy ``tritonize.backends.<module>`` as ``<model>/1/model.py`` plus the common helpers."""
+    target = version_dir(repository, model_name)
+    backends = resources.files("tritonize.backends")
+    (target / "model.py").write_text(backends.joinpath(f"{module}.py").read_text(encoding="utf-8"), encoding="utf-8")
+    common = backends.joinpath("common.py").read_text(encoding="utf-8")
+    (target / f"{COMMON_MODULE}.py").write_text(common, encoding="utf-8")
+    return target / "model.py"
+
+
+def write_labels(model_dir: Path, labels: tuple[str, ...]) -> Path:
+    model_dir.mkdir(parents=True, exist_ok=True)
+    path = model_dir / LABELS_FILE
+    path.write_text("".join(f"{label}\n" for label in labels), encoding="utf-8")
+    return path
+
+
+def copy_file(src: Path, dst_dir: Path, name: str | None = None) -> Path:
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    dst = dst_dir / (name or src.name)
+    shutil.copyfile(src, dst)
+    return dst
+
+
+def engine_file(target: Target) -> str:
+    return PLAN_FILE if target is Target.GPU else ONNX_FILE

@@ -1,0 +1,92 @@
+"""Config builders for the steps every deployment shares, one function per step kind.
+
+Only :func:`engine_step` depends on the target: the tokenizer, postprocess and ensemble are
+identical for ``embedded``, ``cpu`` and ``gpu``.
+"""
+
+from __future__ import annotations
+
+from tritonize.export.tensors import GraphDecl
+from tritonize.repository.triton_config import (
+    KIND_CPU,
+    KIND_GPU,
+    DynamicBatching,
+    TensorConfig,
+    TritonModelConfig,
+)
+from tritonize.repository.layout import ONNX_FILE, PLAN_FILE
+from tritonize.spec import ModelSpec, Target
+
+TEXT_INPUT = TensorConfig(name="TEXT", data_type="TYPE_STRING", dims=(1,))
+
+
+def batcher(model: ModelSpec, enabled: bool) -> DynamicBatching | None:
+    return DynamicBatching(max_queue_delay_microseconds=model.max_queue_delay_us) if enabled else None
+
+
+def tokenizer_step(
+    model: ModelSpec, name: str, target: Target, pad_token_id: int, dynamic_batching: bool
+) -> TritonModelConfig:
+    """Python-backend tokenizer. GPU pads jointly (batching pays there); CPU pads per request."""
+    ids = TensorConfig(name="input_ids", data_type="TYPE_INT64", dims=(-1,))
+    mask = TensorConfig(name="attention_mask", data_type="TYPE_INT64", dims=(-1,))
+    return TritonModelConfig(
+        name=name,
+        backend="python",
+        max_batch_size=model.max_batch_size,
+        inputs=(TEXT_INPUT,),
+        outputs=(ids, mask),
+        dynamic_batching=batcher(model, dynamic_batching),
+        instance_count=1,
+        parameters={
+            "max_input_length": str(model.max_input_length),
+            "length_buckets": ",".join(str(b) for b in model.length_buckets),
+            "pad_token_id": str(pad_token_id),
+            "padding": "joint" if target is Target.GPU else "request",
+        },
+    )
+
+
+def engine_step(
+    model: ModelSpec, name: str, graph: GraphDecl, target: Target, dynamic_batching: bool
+) -> TritonModelConfig:
+    """The model step: the only config that differs between targets."""
+    ragged = target is Target.EMBEDDED  # the Python runner regroups shapes itself
+    inputs = tuple(TensorConfig.from_decl(t, allow_ragged_batch=ragged) for t in graph.inputs)
+    outputs = tuple(TensorConfig.from_decl(t) for t in graph.outputs)
+    common = dict(
+        name=name,
+        max_batch_size=model.max_batch_size,
+        inputs=inputs,
+        outputs=outputs,
+        dynamic_batching=batcher(model, dynamic_batching),
+        instance_count=model.instances,
+    )
+    if target is Target.EMBEDDED:
+        return TritonModelConfig(backend="python", parameters={"intra_op_num_threads": "0"}, **common)
+    if target is Target.CPU:
+        return TritonModelConfig(backend="onnxruntime", default_model_filename=ONNX_FILE, **common)
+    return TritonModelConfig(
+        backend="tensorrt", default_model_filename=PLAN_FILE, instance_kind=KIND_GPU, **common
+    )
+
+
+def postprocess_step(model: ModelSpec, name: str, num_labels: int, dynamic_batching: bool) -> TritonModelConfig:
+    return TritonModelConfig(
+        name=name,
+        backend="python",
+        max_batch_size=model.max_batch_size,
+        inputs=(TensorConfig(name="logits", data_type="TYPE_FP32", dims=(num_labels,)),),
+        outputs=classification_outputs(num_labels, label_filename=None),
+        dynamic_batching=batcher(model, dynamic_batching),
+        instance_kind=KIND_CPU,
+    )
+
+
+def classification_outputs(num_labels: int, label_filename: str | None) -> tuple[TensorConfig, ...]:
+    """The deployment contract for classifiers, shared by DistilBERT and T5 label scoring."""
+    return (
+        TensorConfig(name="LABEL", data_type="TYPE_STRING", dims=(1,)),
+        TensorConfig(name="SCORE", data_type="TYPE_FP32", dims=(1,)),
+        TensorConfig(name="PROBABILITIES", data_type="TYPE_FP32", dims=(num_labels,), label_filename=label_filename),
+    )
