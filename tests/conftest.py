@@ -1,0 +1,93 @@
+"""Shared fixtures: one tiny demo repository and one embedded Triton server per test session.
+
+The server is real (nvidia-pytriton's tritonserver); nothing is mocked. Demo checkpoints are
+built into a per-session cache so every run exercises the whole build path.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+def _has_pytriton() -> bool:
+    try:
+        import pytriton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def tritonize_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh cache (demo checkpoints, backend dir, logs) unless TRITONIZE_TEST_CACHE is set."""
+    preset = os.environ.get("TRITONIZE_TEST_CACHE")
+    path = Path(preset) if preset else tmp_path_factory.mktemp("tritonize-cache")
+    os.environ["TRITONIZE_CACHE"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_repository(tmp_path_factory: pytest.TempPathFactory, tritonize_cache: Path) -> Path:
+    """The tiny demo repository of the shipped spec, target embedded."""
+    from tritonize.builder import BuildOptions, build
+    from tritonize.spec import load_spec
+
+    out = tmp_path_factory.mktemp("repo") / "model_repository"
+    build(BuildOptions(spec=load_spec(), out=out, demo="tiny", cache_dir=tritonize_cache))
+    return out
+
+
+@dataclass
+class RunningServer:
+    http_url: str
+    grpc_url: str
+    metrics_url: str
+    repository: Path
+    admin_key: str
+    server: object
+
+
+@pytest.fixture(scope="session")
+def triton_server(demo_repository: Path, tritonize_cache: Path) -> RunningServer:
+    if not _has_pytriton():
+        pytest.skip("nvidia-pytriton (bundled tritonserver) is not installed")
+    from tritonize.server import EmbeddedServer, ServerConfig, free_port
+
+    config = ServerConfig(
+        repository=demo_repository,
+        http_port=free_port(),
+        grpc_port=free_port(),
+        metrics_port=free_port(),
+        start_timeout_s=180,
+    )
+    server = EmbeddedServer(config, cache_dir=tritonize_cache)
+    server.start()
+    yield RunningServer(
+        http_url=server.http_url,
+        grpc_url=server.grpc_url,
+        metrics_url=server.metrics_url,
+        repository=demo_repository,
+        admin_key=config.admin_key,
+        server=server,
+    )
+    server.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests needing TensorRT or a GPU skip with the reason, never fail, on CPU machines."""
+    try:
+        import tensorrt  # noqa: F401
+
+        has_trt = True
+    except Exception:  # noqa: BLE001 - stub packages raise at import
+        has_trt = False
+    has_gpu = Path("/dev/nvidia0").exists()
+    for item in items:
+        if item.get_closest_marker("tensorrt") and not has_trt:
+            item.add_marker(pytest.mark.skip(reason="TensorRT (libnvinfer) is not installed on this machine"))
+        if item.get_closest_marker("gpu") and not has_gpu:
+            item.add_marker(pytest.mark.skip(reason="no NVIDIA GPU on this machine"))

@@ -1,0 +1,68 @@
+from pathlib import Path
+
+import pytest
+
+from tritonize.errors import SpecError
+from tritonize.spec import Target, Task, load_spec, parse_spec
+
+VALID = """
+[[model]]
+name = "m"
+checkpoint = "some/ckpt"
+task = "text-classification"
+demo = "distilbert"
+"""
+
+
+def test_load_spec_default_has_distilbert_emotion():
+    spec = load_spec()
+    model = spec.get("distilbert_emotion")
+    assert model.task is Task.TEXT_CLASSIFICATION
+    assert model.checkpoint == "bhadresh-savani/distilbert-base-uncased-emotion"
+    assert model.length_buckets[-1] >= model.max_input_length
+
+
+def test_parse_spec_defaults_when_fields_omitted():
+    model = parse_spec(VALID).get("m")
+    assert model.max_batch_size == 32 and model.precision[Target.GPU].value == "fp16"
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ('max_batch_size = 0', "m.max_batch_size"),
+        ('length_buckets = [64, 32]', "m.length_buckets"),
+        ('length_buckets = [16, 32]', "m.length_buckets"),
+        ('labels = ["a", "a"]', "m.labels"),
+        ('instances = "two"', "m.instances"),
+        ('precision = { gpu = "fp8" }', "m.precision.gpu"),
+        ('precision = { tpu = "fp16" }', "m.precision.tpu"),
+        ('bogus = 1', "m.bogus"),
+        ('tolerance = 0.5', "m.tolerance"),
+    ],
+)
+def test_parse_spec_error_names_file_and_field_when_field_is_bad(extra, field):
+    with pytest.raises(SpecError) as info:
+        parse_spec(VALID + extra + "\n", source="my.toml")
+    assert info.value.field == field
+    assert str(info.value).startswith("my.toml: field ")
+
+
+def test_parse_spec_error_when_required_field_missing():
+    with pytest.raises(SpecError, match="m.task.*required"):
+        parse_spec(VALID.replace('task = "text-classification"\n', ""), source="x.toml")
+
+
+def test_parse_spec_error_when_duplicate_names():
+    with pytest.raises(SpecError, match="duplicate"):
+        parse_spec(VALID + VALID)
+
+
+def test_load_spec_error_names_missing_file(tmp_path: Path):
+    with pytest.raises(SpecError, match="cannot read"):
+        load_spec(tmp_path / "nope.toml")
+
+
+def test_bucket_for_picks_smallest_fitting_bucket():
+    model = parse_spec(VALID + "length_buckets = [16, 32, 64, 512]\n").get("m")
+    assert [model.bucket_for(n) for n in (1, 16, 17, 64, 65, 9999)] == [16, 16, 32, 64, 512, 512]
