@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Create .venv and install tritonize with everything the demo and the tests need.
+# Idempotent: re-running only installs what pyproject.toml changed. Source it or run it.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# nvidia-pytriton ships Python-backend stubs for 3.8-3.13; torch 2.13's CPU wheel on this
+# machine kind is for 3.11, so prefer 3.11.
+PYTHON="${PYTHON:-}"
+if [ -z "$PYTHON" ]; then
+  for candidate in python3.11 python3.12 python3.10 python3; do
+    if command -v "$candidate" >/dev/null 2>&1; then PYTHON="$candidate"; break; fi
+  done
+fi
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+stamp=".venv/.tritonize-installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  # Pin torch first: a bare "torch" requirement would pull a multi-GB CUDA build.
+  .venv/bin/python -m pip install -q "torch==2.13.0"
+  .venv/bin/python -m pip install -q -e ".[all]"
+  rm -f .venv/.tritonize-installed-*
+  touch "$stamp"
+fi
+echo "tritonize installed in $(pwd)/.venv"
