@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from tritonize.errors import SpecError
 
@@ -71,32 +72,54 @@ class ModelSpec:
     source: str = "<spec>"
 
     def __post_init__(self) -> None:
-        def bad(name: str, problem: str) -> SpecError:
-            return SpecError(self.source, f"{self.name}.{name}" if name != "name" else "name", problem)
+        for name, problem in self._problems():
+            raise SpecError(self.source, "name" if name == "name" else f"{self.name}.{name}", problem)
 
-        if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
-            raise bad("name", f"must be a non-empty identifier of letters, digits, '_' or '-', got {self.name!r}")
-        if not self.checkpoint:
-            raise bad("checkpoint", "must name a hub checkpoint or a local path")
-        if self.max_batch_size < 1:
-            raise bad("max_batch_size", f"must be >= 1 (dynamic batching needs a batch dimension), got {self.max_batch_size}")
-        if self.instances < 1:
-            raise bad("instances", f"must be >= 1, got {self.instances}")
-        if self.max_queue_delay_us < 0:
-            raise bad("max_queue_delay_us", f"must be >= 0, got {self.max_queue_delay_us}")
-        if self.max_input_length < 2:
-            raise bad("max_input_length", f"must be >= 2, got {self.max_input_length}")
-        buckets = self.length_buckets
-        if not buckets or any(b < 1 for b in buckets) or list(buckets) != sorted(set(buckets)):
-            raise bad("length_buckets", f"must be strictly increasing positive lengths, got {list(buckets)}")
-        if buckets[-1] < self.max_input_length:
-            raise bad("length_buckets", f"largest bucket {buckets[-1]} must cover max_input_length {self.max_input_length}")
-        if len(set(self.labels)) != len(self.labels) or any(not lab for lab in self.labels):
-            raise bad("labels", f"must be distinct non-empty names, got {list(self.labels)}")
-        if not 1 <= self.max_new_tokens <= self.max_new_tokens_limit:
-            raise bad("max_new_tokens", f"must be in 1..max_new_tokens_limit ({self.max_new_tokens_limit}), got {self.max_new_tokens}")
-        if not 0 < self.tolerance < 1e-2:
-            raise bad("tolerance", f"must be in (0, 1e-2): a larger one would switch the check off, got {self.tolerance}")
+    def _problems(self) -> list[tuple[str, str]]:
+        """(field, problem) for every broken rule; the first one is raised."""
+        buckets = list(self.length_buckets)
+        rules = [
+            (
+                not self.name or not self.name.replace("_", "").replace("-", "").isalnum(),
+                "name",
+                f"must be a non-empty identifier of letters, digits, '_' or '-', got {self.name!r}",
+            ),
+            (not self.checkpoint, "checkpoint", "must name a hub checkpoint or a local path"),
+            (
+                self.max_batch_size < 1,
+                "max_batch_size",
+                f"must be >= 1 (dynamic batching needs a batch dimension), got {self.max_batch_size}",
+            ),
+            (self.instances < 1, "instances", f"must be >= 1, got {self.instances}"),
+            (self.max_queue_delay_us < 0, "max_queue_delay_us", f"must be >= 0, got {self.max_queue_delay_us}"),
+            (self.max_input_length < 2, "max_input_length", f"must be >= 2, got {self.max_input_length}"),
+            (
+                not buckets or buckets[0] < 1 or buckets != sorted(set(buckets)),
+                "length_buckets",
+                f"must be strictly increasing positive lengths, got {buckets}",
+            ),
+            (
+                bool(buckets) and buckets[-1] < self.max_input_length,
+                "length_buckets",
+                f"largest bucket {buckets[-1] if buckets else None} must cover max_input_length {self.max_input_length}",
+            ),
+            (
+                len(set(self.labels)) != len(self.labels) or not all(self.labels),
+                "labels",
+                f"must be distinct non-empty names, got {list(self.labels)}",
+            ),
+            (
+                not 1 <= self.max_new_tokens <= self.max_new_tokens_limit,
+                "max_new_tokens",
+                f"must be in 1..max_new_tokens_limit ({self.max_new_tokens_limit}), got {self.max_new_tokens}",
+            ),
+            (
+                not 0 < self.tolerance < 1e-2,
+                "tolerance",
+                f"must be in (0, 1e-2): a larger one would switch the check off, got {self.tolerance}",
+            ),
+        ]
+        return [(name, problem) for broken, name, problem in rules if broken]
 
     @property
     def is_generative(self) -> bool:
@@ -110,10 +133,10 @@ class ModelSpec:
                 return bucket
         return self.length_buckets[-1]
 
-    def with_checkpoint(self, checkpoint: str) -> "ModelSpec":
+    def with_checkpoint(self, checkpoint: str) -> ModelSpec:
         return dataclasses.replace(self, checkpoint=checkpoint)
 
-    def with_labels(self, labels: tuple[str, ...]) -> "ModelSpec":
+    def with_labels(self, labels: tuple[str, ...]) -> ModelSpec:
         return dataclasses.replace(self, labels=tuple(labels))
 
 
@@ -136,7 +159,7 @@ class Spec:
                 return model
         raise SpecError(self.source, "model.name", f"no deployment named {name!r}; known: {[m.name for m in self.models]}")
 
-    def select(self, names: list[str] | None) -> "Spec":
+    def select(self, names: list[str] | None) -> Spec:
         if not names:
             return self
         return dataclasses.replace(self, models=tuple(self.get(n) for n in names))

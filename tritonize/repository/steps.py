@@ -7,6 +7,7 @@ identical for ``embedded``, ``cpu`` and ``gpu``.
 from __future__ import annotations
 
 from tritonize.export.tensors import GraphDecl
+from tritonize.repository.layout import ONNX_FILE, PLAN_FILE
 from tritonize.repository.triton_config import (
     KIND_CPU,
     KIND_GPU,
@@ -14,7 +15,6 @@ from tritonize.repository.triton_config import (
     TensorConfig,
     TritonModelConfig,
 )
-from tritonize.repository.layout import ONNX_FILE, PLAN_FILE
 from tritonize.spec import ModelSpec, Target
 
 TEXT_INPUT = TensorConfig(name="TEXT", data_type="TYPE_STRING", dims=(1,))
