@@ -1,0 +1,95 @@
+"""Locust load test of a tritonize deployment served by Triton, over HTTP and gRPC.
+
+    locust -f loadtest/locustfile.py --host http://127.0.0.1:8000                  # web UI, both users
+    locust -f loadtest/locustfile.py --host http://127.0.0.1:8000 --headless \\
+        -u 8 -r 8 -t 20s --triton-model distilbert_emotion TritonGrpcUser           # one user class
+
+``--host`` is the HTTP endpoint; gRPC users use the port above it (Triton's 8000/8001 layout)
+unless ``--grpc-url host:port`` or ``--host grpc://host:port`` says otherwise. Extra flags:
+``--triton-model``, ``--triton-batch`` (texts per request), ``--corpus`` (``text;label`` or
+TSV file; default: the built-in emotion corpus), ``--triton-timeout``, ``--grpc-url``.
+``tritonize loadtest`` runs this file headless and adds Triton's server-side numbers.
+
+Every user is a closed loop (no wait between requests) with its own tritonclient connection.
+Requests are timed with ``environment.events.request.measure``; any exception (a
+``ClientError`` naming URL, model and cause) counts as a failure.
+"""
+
+from __future__ import annotations
+
+import grpc.experimental.gevent as grpc_gevent
+
+grpc_gevent.init_gevent()  # before any channel exists: gRPC's I/O must yield to gevent
+
+import itertools  # noqa: E402
+from functools import lru_cache  # noqa: E402
+
+from locust import User, constant, events, task  # noqa: E402
+
+from tritonize.client import TritonizeClient  # noqa: E402
+from tritonize.errors import InferenceError  # noqa: E402
+from tritonize.loadtest.payload import (  # noqa: E402
+    DEFAULT_MODEL,
+    TextSampler,
+    corpus_texts,
+    endpoint,
+    outputs_for,
+    response_bytes,
+)
+
+_user_ids = itertools.count()
+
+
+@events.init_command_line_parser.add_listener
+def _add_arguments(parser) -> None:
+    group = parser.add_argument_group("tritonize", "Triton deployment under test")
+    group.add_argument("--triton-model", default=DEFAULT_MODEL, help="deployment (ensemble) name")
+    group.add_argument("--triton-batch", type=int, default=1, help="texts per request")
+    group.add_argument("--corpus", default="", help="text;label or TSV file (default: built-in emotion corpus)")
+    group.add_argument("--triton-timeout", type=float, default=30.0, help="per-request timeout, seconds")
+    group.add_argument("--grpc-url", default="", help="gRPC host:port (default: --host port + 1)")
+
+
+@lru_cache(maxsize=4)
+def _texts(path: str) -> list[str]:
+    return corpus_texts(path or None)
+
+
+class TritonUser(User):
+    """Sends texts to one deployment through one tritonclient connection; subclasses pick the protocol."""
+
+    abstract = True
+    protocol = "http"
+    wait_time = constant(0)
+
+    def on_start(self) -> None:
+        options = self.environment.parsed_options
+        self.model = options.triton_model
+        self.url = endpoint(self.host or "", self.protocol, options.grpc_url or None)
+        self.sampler = TextSampler(_texts(options.corpus), batch=options.triton_batch, seed=next(_user_ids))
+        self.request_name = self.model if options.triton_batch == 1 else f"{self.model} x{options.triton_batch}"
+        self.client = TritonizeClient(self.url, self.protocol, timeout=options.triton_timeout)
+        self.outputs: list[str] = []  # looked up by the first request
+
+    def on_stop(self) -> None:
+        self.client.close()
+
+    @task
+    def infer(self) -> None:
+        texts = self.sampler.next()
+        with self.environment.events.request.measure(self.protocol.upper(), self.request_name) as meta:
+            if not self.outputs:  # first request of this user (a failure here counts as one)
+                self.outputs = outputs_for(self.client.model_metadata(self.model))
+            outputs = self.client.infer_raw(self.model, texts, self.outputs)
+            rows = outputs[self.outputs[0]].shape[0]
+            if rows != len(texts):
+                raise InferenceError(self.url, self.model, f"sent {len(texts)} texts, got {rows} results")
+            meta["response_length"] = response_bytes(outputs)
+
+
+class TritonHttpUser(TritonUser):
+    protocol = "http"
+
+
+class TritonGrpcUser(TritonUser):
+    protocol = "grpc"

@@ -1,0 +1,276 @@
+"""Asyncio client: many requests in flight from one thread, over HTTP or gRPC.
+
+The async twin of :class:`tritonize.client.TritonizeClient`, built on ``tritonclient.http.aio``
+(aiohttp) and ``tritonclient.grpc.aio``. One connection object is created on first use and
+reused for every request (HTTP keeps a small pool of keep-alive connections; gRPC multiplexes
+one channel). Inputs, result parsing and error mapping are the sync client's helpers.
+
+Failures are :class:`~tritonize.errors.ClientError` subclasses naming URL, model and cause.
+A request is retried (exponential backoff, within its timeout) only when the server was
+unavailable *before it accepted the request* (TCP connection refused; gRPC ``UNAVAILABLE``
+while connecting), so an inference is never run twice.
+
+    async with AsyncTritonizeClient("127.0.0.1:8001", "grpc") as client:
+        await client.classify(["i am so happy"])               # one batched request
+        await client.classify_many(texts, concurrency=16)      # one request per text, 16 in flight
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+
+from tritonize.client import (
+    DEFAULT_MODEL,
+    DEFAULT_URLS,
+    check_protocol,
+    parse_classification,
+    parse_top_k,
+    to_text_input,
+    wrap_error,
+)
+from tritonize.errors import RequestTimeoutError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def refused_before_accepted(exc: BaseException) -> bool:
+    """True when the request cannot have reached the server, so sending it again is safe.
+
+    HTTP: aiohttp's ``ClientConnectorError`` (the TCP connect failed). gRPC: ``UNAVAILABLE``
+    whose details say the channel could not connect (not a stream reset mid-request).
+    """
+    try:
+        import aiohttp
+
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return True
+    except ImportError:  # pragma: no cover - aiohttp comes with tritonclient[http]
+        pass
+    status = exc.status() if hasattr(exc, "status") and callable(exc.status) else ""
+    if str(status) != "StatusCode.UNAVAILABLE":
+        return False
+    message = (exc.message() if hasattr(exc, "message") and callable(exc.message) else str(exc)) or ""
+    return "connect" in message.lower()  # "failed to connect to all addresses", "Connection refused"
+
+
+class AsyncTritonizeClient:
+    """One reused asyncio connection to a Triton server; HF pipeline-shaped results.
+
+    ``timeout`` (seconds) bounds each call, retries included. ``retries`` is how often a
+    refused connection is retried (backoff ``backoff_s``, doubling). Create and use it inside
+    one running event loop.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        protocol: str = "grpc",
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff_s: float = 0.1,
+        max_connections: int = 64,
+    ) -> None:
+        self.protocol = check_protocol(protocol)
+        self.url = url or DEFAULT_URLS[protocol]
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.max_connections = max_connections
+        self._client: Any = None
+        self._module: Any = None
+        self._max_batch: dict[str, int] = {}
+
+    # -- connection ----------------------------------------------------------------------
+    def _connection(self) -> Any:
+        if self._client is None:
+            try:
+                if self.protocol == "grpc":
+                    import tritonclient.grpc.aio as module
+
+                    self._client = module.InferenceServerClient(self.url)
+                else:
+                    import tritonclient.http.aio as module
+
+                    self._client = module.InferenceServerClient(
+                        self.url, conn_limit=self.max_connections, conn_timeout=self.timeout
+                    )
+            except Exception as exc:  # noqa: BLE001 - bad URL etc.: report with the URL
+                raise wrap_error(exc, self.url, "-") from exc
+            self._module = module
+        return self._client
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                await client.close()
+            except Exception:  # noqa: BLE001 - closing a dead connection is not an error
+                logger.debug("closing %s failed", self.url, exc_info=True)
+
+    async def __aenter__(self) -> AsyncTritonizeClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _call(self, model: str, request: Callable[[], Awaitable[T]]) -> T:
+        """Run ``request()`` within the timeout; retry only refused connections.
+
+        Raises:
+            RequestTimeoutError: no answer within ``timeout``.
+            ServerUnavailableError: still refused after the retries.
+            ModelNotFoundError, InferenceError: the server answered with an error.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        attempt = 0
+        while True:
+            try:
+                return await asyncio.wait_for(request(), timeout=max(deadline - loop.time(), 1e-3))
+            except asyncio.TimeoutError as exc:
+                raise RequestTimeoutError(self.url, model, f"no answer within {self.timeout:g} s") from exc
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a ClientError
+                error = wrap_error(exc, self.url, model)
+                delay = self.backoff_s * 2**attempt
+                if not refused_before_accepted(exc) or attempt >= self.retries or loop.time() + delay >= deadline:
+                    raise error from exc
+                attempt += 1
+                logger.debug("%s refused (%s); retry %d in %.2f s", self.url, exc, attempt, delay)
+                await asyncio.sleep(delay)
+
+    # -- low level -----------------------------------------------------------------------
+    async def model_config(self, model: str) -> dict[str, Any]:
+        client = self._connection()
+        if self.protocol == "grpc":
+            result = await self._call(model, lambda: client.get_model_config(model, as_json=True))
+            return result.get("config", result)
+        return await self._call(model, lambda: client.get_model_config(model))
+
+    async def max_batch_size(self, model: str) -> int:
+        if model not in self._max_batch:
+            config = await self.model_config(model)
+            self._max_batch[model] = int(config.get("max_batch_size", 0) or 0) or 1
+        return self._max_batch[model]
+
+    async def is_ready(self, model: str | None = None) -> bool:
+        client = self._connection()
+        try:
+            return bool(await (client.is_model_ready(model) if model else client.is_server_ready()))
+        except Exception:  # noqa: BLE001 - not ready is an answer here
+            return False
+
+    def _inputs(self, texts: Sequence[str | bytes], extra_inputs: dict[str, np.ndarray] | None) -> list[Any]:
+        from tritonclient.utils import np_to_triton_dtype
+
+        data = to_text_input(texts)
+        inputs = [self._module.InferInput("TEXT", list(data.shape), "BYTES")]
+        inputs[0].set_data_from_numpy(data)
+        for name, array in (extra_inputs or {}).items():
+            tensor = self._module.InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
+            tensor.set_data_from_numpy(array)
+            inputs.append(tensor)
+        return inputs
+
+    async def infer_raw(
+        self,
+        model: str,
+        texts: Sequence[str | bytes],
+        outputs: Iterable[str],
+        class_count: int = 0,
+        extra_inputs: dict[str, np.ndarray] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """One inference request with ``TEXT`` (plus extra inputs); returns output arrays by name."""
+        client = self._connection()
+        inputs = self._inputs(texts, extra_inputs)
+        names = list(outputs)
+        requested = [
+            self._module.InferRequestedOutput(n, class_count=class_count if n == "PROBABILITIES" else 0) for n in names
+        ]
+        result = await self._call(model, lambda: client.infer(model, inputs, outputs=requested))
+        return {n: result.as_numpy(n) for n in names}
+
+    # -- pipeline-shaped -----------------------------------------------------------------
+    async def _classify_chunk(self, texts: Sequence[str | bytes], model: str, top_k: int) -> list[Any]:
+        if top_k == 1:
+            out = await self.infer_raw(model, texts, ["LABEL", "SCORE"])
+            return parse_classification(out["LABEL"], out["SCORE"])
+        out = await self.infer_raw(model, texts, ["PROBABILITIES"], class_count=top_k)
+        return parse_top_k(out["PROBABILITIES"])
+
+    async def classify(self, texts: Sequence[str | bytes], model: str = DEFAULT_MODEL, top_k: int = 1) -> list[Any]:
+        """HF text-classification output; ``texts`` go as batched requests of up to max_batch_size.
+
+        Several chunks (more texts than max_batch_size) are sent concurrently.
+        """
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        step = await self.max_batch_size(model)
+        chunks = [texts[i : i + step] for i in range(0, len(texts), step)]
+        parts = await map_concurrent(chunks, lambda chunk: self._classify_chunk(chunk, model, top_k), len(chunks))
+        return [item for part in parts for item in part]
+
+    async def classify_many(
+        self, texts: Sequence[str | bytes], model: str = DEFAULT_MODEL, top_k: int = 1, concurrency: int = 8
+    ) -> list[Any]:
+        """HF text-classification output; one request per text, at most ``concurrency`` in flight.
+
+        This is how independent clients load a server; Triton's dynamic batcher merges them.
+        """
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        parts = await map_concurrent(list(texts), lambda text: self._classify_chunk([text], model, top_k), concurrency)
+        return [part[0] for part in parts]
+
+    async def generate(
+        self, texts: Sequence[str | bytes], model: str, max_new_tokens: int | None = None
+    ) -> list[dict[str, str]]:
+        """HF text2text-generation output ``[{'generated_text': ...}]``; batched like :meth:`classify`."""
+        step = await self.max_batch_size(model)
+        chunks = [texts[i : i + step] for i in range(0, len(texts), step)]
+
+        async def one(chunk: Sequence[str | bytes]) -> list[dict[str, str]]:
+            extra = {}
+            if max_new_tokens is not None:
+                extra["max_new_tokens"] = np.full((len(chunk), 1), max_new_tokens, dtype=np.int32)
+            out = await self.infer_raw(model, chunk, ["GENERATED_TEXT"], extra_inputs=extra)
+            return [{"generated_text": _text(t)} for t in out["GENERATED_TEXT"].reshape(-1)]
+
+        parts = await map_concurrent(chunks, one, len(chunks))
+        return [item for part in parts for item in part]
+
+
+def _text(item: Any) -> str:
+    return item.decode("utf-8") if isinstance(item, bytes) else str(item)
+
+
+async def map_concurrent(items: Sequence[T], fn: Callable[[T], Awaitable[R]], concurrency: int) -> list[R]:
+    """``[await fn(x) for x in items]`` with at most ``concurrency`` in flight, results in order.
+
+    The first failure cancels the rest and is raised.
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    results: list[Any] = [None] * len(items)
+    pending = iter(enumerate(items))
+
+    async def worker() -> None:
+        for index, item in pending:  # one shared iterator: each item is taken by one worker
+            results[index] = await fn(item)
+
+    workers = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, len(items)))]
+    try:
+        await asyncio.gather(*workers)
+    except BaseException:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        raise
+    return results

@@ -1,0 +1,96 @@
+"""What a load test sends: texts from a corpus, drawn in batches, and the size of what came back.
+
+Kept free of locust and gevent so the locustfile, ``tritonize bench`` and tests share it.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tritonize.corpus import builtin_emotion, load_corpus
+
+DEFAULT_MODEL = "distilbert_emotion"
+
+
+def corpus_texts(path: str | Path | None = None) -> list[str]:
+    """Texts of a ``text;label`` / TSV corpus file, or of the built-in emotion corpus when ``None``.
+
+    Raises:
+        CorpusError: the file cannot be read or is malformed.
+    """
+    examples = load_corpus(path) if path else builtin_emotion()
+    return [example.text for example in examples]
+
+
+class TextSampler:
+    """Endless, reproducible draws of ``batch`` texts: a shuffled pass over the corpus, then another.
+
+    Each user gets its own sampler (own seed), so users do not send the same text in lockstep.
+    """
+
+    def __init__(self, texts: list[str], batch: int = 1, seed: int = 0) -> None:
+        if not texts:
+            raise ValueError("TextSampler needs at least one text")
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        self.texts = list(texts)
+        self.batch = batch
+        self._rng = random.Random(seed)
+        self._order: list[int] = []
+
+    def next(self) -> list[str]:
+        out = []
+        while len(out) < self.batch:
+            if not self._order:
+                self._order = list(range(len(self.texts)))
+                self._rng.shuffle(self._order)
+            out.append(self.texts[self._order.pop()])
+        return out
+
+
+def response_bytes(outputs: dict[str, np.ndarray]) -> int:
+    """Payload size of a result's output arrays (string bytes + numeric buffers).
+
+    Used as Locust's ``response_length``; the same for both protocols, unlike wire sizes.
+    """
+    total = 0
+    for array in outputs.values():
+        if array is None:
+            continue
+        if array.dtype == np.object_:
+            total += sum(len(item) if isinstance(item, bytes | str) else 0 for item in array.ravel())
+        else:
+            total += int(array.nbytes)
+    return total
+
+
+def outputs_for(metadata: dict[str, Any]) -> list[str]:
+    """Outputs a load test asks for: ``GENERATED_TEXT`` of a text2text deployment, else LABEL + SCORE."""
+    names = [output["name"] for output in metadata.get("outputs", [])]
+    return ["GENERATED_TEXT"] if "GENERATED_TEXT" in names else ["LABEL", "SCORE"]
+
+
+def endpoint(host: str, protocol: str, grpc_url: str | None = None) -> str:
+    """``host:port`` of ``protocol`` from Locust's ``--host``.
+
+    ``http://H:P`` is the HTTP endpoint; ``grpc://H:P`` the gRPC one. When the host names the
+    other protocol, Triton's default layout is assumed (gRPC port = HTTP port + 1), unless
+    ``grpc_url`` says otherwise.
+    """
+    if protocol == "grpc" and grpc_url:
+        return grpc_url
+    scheme, _, rest = host.partition("://")
+    if not rest:
+        scheme, rest = "http", host
+    address = rest.rstrip("/")
+    if scheme == protocol:
+        return address
+    hostname, _, port = address.rpartition(":")
+    if not port.isdigit():
+        raise ValueError(f"cannot derive the {protocol} endpoint from --host {host!r}; give host:port")
+    shift = 1 if protocol == "grpc" else -1
+    return f"{hostname}:{int(port) + shift}"

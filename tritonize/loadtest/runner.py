@@ -1,0 +1,271 @@
+"""Run Locust headless against a Triton server and summarise client and server side.
+
+Locust runs as a subprocess (``locust -f loadtest/locustfile.py --headless ...``): ``import
+locust`` monkey-patches the process with gevent, which must not happen to the caller (or to a
+server started in-process). Before and after the run the server's statistics and metrics are
+snapshotted; the summary works on the difference, so other traffic before the run does not count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from tritonize.errors import TritonizeError
+from tritonize.loadtest.metrics import fetch_statistics, metrics_delta, scrape_metrics, stats_delta
+from tritonize.loadtest.payload import DEFAULT_MODEL
+from tritonize.loadtest.plot import plot_history, read_history
+from tritonize.loadtest.summary import LoadtestSummary, read_locust_stats
+
+logger = logging.getLogger(__name__)
+
+PROTOCOLS = ("grpc", "http")
+DEFAULT_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}  # Triton's defaults
+USER_CLASSES = {"grpc": "TritonGrpcUser", "http": "TritonHttpUser"}
+CSV_PREFIX = "locust"
+LOG_FILE = "locust.log"
+_RUN_TIME = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+class LoadtestError(TritonizeError, RuntimeError):
+    """A load test could not run or produced no results; the message carries Locust's log tail."""
+
+
+def default_locustfile() -> Path:
+    """``loadtest/locustfile.py`` of the source tree this package was installed from (editable)."""
+    return Path(__file__).resolve().parents[2] / "loadtest" / "locustfile.py"
+
+
+def parse_run_time(run_time: str) -> float:
+    """Seconds of a Locust ``--run-time`` value (``20``, ``20s``, ``1m30s``, ``1h``).
+
+    Raises:
+        LoadtestError: the value is not a duration.
+    """
+    text = run_time.strip()
+    if text.isdigit():
+        return float(text)
+    match = _RUN_TIME.match(text)
+    if not text or not match:
+        raise LoadtestError(f"run time {run_time!r} is not a duration like 20s, 1m30s or 1h")
+    hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return float(hours * 3600 + minutes * 60 + seconds)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadtestConfig:
+    """One headless Locust run. ``url`` is the protocol's ``host:port`` (default: Triton's port)."""
+
+    out: Path
+    model: str = DEFAULT_MODEL
+    protocol: str = "grpc"
+    users: int = 8
+    spawn_rate: float = 8.0
+    run_time: str = "20s"
+    texts_per_request: int = 1
+    corpus: Path | None = None
+    url: str | None = None
+    metrics_url: str | None = None
+    request_timeout: float = 30.0
+    locustfile: Path = field(default_factory=default_locustfile)
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise LoadtestError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+        if self.users < 1 or self.spawn_rate <= 0 or self.texts_per_request < 1:
+            raise LoadtestError("users and texts per request must be >= 1 and the spawn rate > 0")
+        if parse_run_time(self.run_time) <= 0:
+            raise LoadtestError(f"run time must be positive, got {self.run_time!r}")
+        if not self.locustfile.is_file():
+            raise LoadtestError(f"locustfile not found: {self.locustfile} (pass --locustfile)")
+
+    @property
+    def target_url(self) -> str:
+        return self.url or f"127.0.0.1:{DEFAULT_PORTS[self.protocol]}"
+
+    @property
+    def target_metrics_url(self) -> str:
+        return self.metrics_url or f"127.0.0.1:{DEFAULT_PORTS['metrics']}"
+
+
+def locust_command(config: LoadtestConfig) -> list[str]:
+    """The argument list of the headless Locust subprocess (never a split string)."""
+    prefix = config.out / CSV_PREFIX
+    command = [
+        sys.executable, "-m", "locust",
+        "-f", str(config.locustfile),
+        "--headless",
+        "--host", f"{config.protocol}://{config.target_url}",
+        "--users", str(config.users),
+        "--spawn-rate", str(config.spawn_rate),
+        "--run-time", config.run_time,
+        "--stop-timeout", "10",  # let in-flight requests finish, so client and server counts agree
+        "--csv", str(prefix),
+        "--csv-full-history",
+        "--json-file", str(prefix),  # final numbers at exit (the CSV lags by up to a second)
+        "--html", str(config.out / "report.html"),
+        "--only-summary",
+        "--triton-model", config.model,
+        "--triton-batch", str(config.texts_per_request),
+        "--triton-timeout", str(config.request_timeout),
+    ]  # fmt: skip
+    if config.corpus:
+        command += ["--corpus", str(config.corpus)]
+    return [*command, USER_CLASSES[config.protocol]]
+
+
+def _progress_line(history_csv: Path, elapsed: float, total: float) -> str:
+    rows = read_history(history_csv) if history_csv.exists() else []
+    last = rows[-1] if rows else None
+    if last is None or not last["users"]:
+        return f"[{elapsed:4.0f}s/{total:.0f}s] starting locust..."
+    latency = "" if math.isnan(last["p50"]) else f"  p50 {last['p50']:.0f} ms  p95 {last['p95']:.0f} ms"
+    return f"[{elapsed:4.0f}s/{total:.0f}s] users {last['users']:.0f}  {last['rps']:.1f} req/s{latency}"
+
+
+def _log_tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGINT the Locust process group (Locust writes its CSVs on SIGINT), then kill."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _wait(process: subprocess.Popen, config: LoadtestConfig, log: Path) -> int:
+    total = parse_run_time(config.run_time)
+    deadline = time.monotonic() + total + 60  # start-up, stop timeout, report writing
+    history = config.out / f"{CSV_PREFIX}_stats_history.csv"
+    start = time.monotonic()
+    tty = sys.stderr.isatty()
+    last_print = 0.0
+    while process.poll() is None:
+        now = time.monotonic()
+        if now > deadline:
+            _stop(process)
+            raise LoadtestError(f"locust did not finish within {total + 60:.0f} s; log tail:\n{_log_tail(log)}")
+        if config.progress and (tty or now - last_print >= 5):
+            line = _progress_line(history, min(now - start, total), total)
+            print(f"\r{line:<80}" if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+            last_print = now
+        time.sleep(1.0)
+    if config.progress and tty:
+        print(file=sys.stderr)
+    return process.returncode
+
+
+def run_locust(config: LoadtestConfig) -> Path:
+    """Run Locust headless; return the ``_stats.csv`` path.
+
+    Raises:
+        LoadtestError: Locust failed to start, ran over time, or wrote no statistics.
+    """
+    config.out.mkdir(parents=True, exist_ok=True)
+    log = config.out / LOG_FILE
+    command = locust_command(config)
+    logger.info("running %s", " ".join(command))
+    with log.open("w", encoding="utf-8") as log_handle:
+        process = subprocess.Popen(
+            command, stdout=log_handle, stderr=subprocess.STDOUT, cwd=config.out, start_new_session=True
+        )
+        try:
+            returncode = _wait(process, config, log)
+        except BaseException:
+            if process.poll() is None:
+                _stop(process)
+            raise
+    stats_csv = config.out / f"{CSV_PREFIX}_stats.csv"
+    # Locust exits 1 when any request failed; that is a result, not a crash.
+    if returncode not in (0, 1) or not stats_csv.exists() or not (config.out / f"{CSV_PREFIX}.json").exists():
+        raise LoadtestError(f"locust exited with {returncode}; log tail:\n{_log_tail(log)}")
+    return stats_csv
+
+
+def run_loadtest(config: LoadtestConfig) -> LoadtestSummary:
+    """Snapshot server counters, run Locust, snapshot again; write summary JSON/Markdown and a plot.
+
+    Raises:
+        ServerUnavailableError: nothing answers at ``config.url`` (checked before Locust starts).
+        LoadtestError: Locust failed.
+    """
+    url = config.target_url
+    before = fetch_statistics(url, config.protocol)
+    metrics_before = scrape_metrics(config.target_metrics_url)
+    stats_csv = run_locust(config)
+    after = fetch_statistics(url, config.protocol)
+    metrics_after = scrape_metrics(config.target_metrics_url)
+
+    files = {
+        "summary_json": str(config.out / "summary.json"),
+        "summary_md": str(config.out / "summary.md"),
+        "locust_stats": str(stats_csv),
+        "locust_json": str(config.out / f"{CSV_PREFIX}.json"),
+        "html": str(config.out / "report.html"),
+        "log": str(config.out / LOG_FILE),
+    }
+    history = config.out / f"{CSV_PREFIX}_stats_history.csv"
+    if history.exists():
+        files["history"] = str(history)
+        png = plot_history(history, config.out / "throughput_latency.png", f"{config.model} / {config.protocol}")
+        if png:
+            files["plot"] = str(png)
+    summary = LoadtestSummary(
+        model=config.model,
+        protocol=config.protocol,
+        url=url,
+        users=config.users,
+        spawn_rate=config.spawn_rate,
+        run_time=config.run_time,
+        texts_per_request=config.texts_per_request,
+        client=read_locust_stats(config.out / CSV_PREFIX),
+        server=stats_delta(before, after),
+        metrics=metrics_delta(metrics_before, metrics_after),
+        files=files,
+    )
+    summary.write(config.out)
+    return summary
+
+
+@contextlib.contextmanager
+def started_server(repository: Path) -> Iterator[Any]:
+    """An embedded Triton server on free local ports for the duration of a load test.
+
+    Raises:
+        ServerError: the server did not start (its log tail is in the message).
+    """
+    from tritonize.server import EmbeddedServer, ServerConfig, free_port
+
+    config = ServerConfig(
+        repository=Path(repository), http_port=free_port(), grpc_port=free_port(), metrics_port=free_port()
+    )
+    with EmbeddedServer(config) as server:
+        yield server
+
+
+def run_with_server(config: LoadtestConfig, repository: Path) -> LoadtestSummary:
+    """Start an embedded server on ``repository``, run :func:`run_loadtest` against it, stop it."""
+    with started_server(repository) as server:
+        url = server.grpc_url if config.protocol == "grpc" else server.http_url
+        return run_loadtest(replace(config, url=url, metrics_url=server.metrics_url))
