@@ -1,0 +1,51 @@
+"""``tritonize bench``: served throughput vs raw ONNX Runtime, the HF pipeline and no batching."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="benchmark the served demo against raw ONNX Runtime and the HF pipeline",
+        description=(
+            "Builds (or reuses) the demo repository and a variant with dynamic batching off, serves "
+            "them with the embedded Triton and measures, on the same texts: served gRPC/HTTP at "
+            "concurrency 1/8/32, raw ONNX Runtime (the ceiling), the HF pipeline, dynamic batching "
+            "on vs off, p99 at half load vs idle p50, and T5 served vs generate when present. "
+            "Prints a Markdown table and the goals; writes bench.json and bench.md into --out."
+        ),
+    )
+    parser.add_argument("--demo", choices=("full", "tiny"), default="full", help="demo checkpoint size")
+    parser.add_argument("--quick", action="store_true", help="few texts and short runs (a smoke test)")
+    parser.add_argument("--corpus", type=Path, help="text;label or TSV file (default: built-in emotion corpus)")
+    parser.add_argument("--texts", type=int, help="texts per measurement (default 240, --quick 48)")
+    parser.add_argument("--half-load-seconds", type=float, help="open-loop run length (default 15, --quick 3)")
+    parser.add_argument("--repository", type=Path, help="use this built repository instead of building the demo")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the cached demo repositories")
+    parser.add_argument("--no-hf", action="store_true", help="skip the HF pipeline baseline")
+    parser.add_argument("--out", type=Path, default=Path("artifacts/bench"), help="output directory")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tritonize.bench import BenchConfig, run_bench, to_markdown
+
+    config = BenchConfig(
+        demo=args.demo,
+        quick=args.quick,
+        corpus=args.corpus,
+        out=args.out,
+        texts=args.texts,
+        half_load_s=args.half_load_seconds,
+        repository=args.repository,
+        rebuild=args.rebuild,
+        hf=not args.no_hf,
+    )
+    result = run_bench(config, log=lambda line: print(f"  {line}", flush=True))
+    print()
+    print(to_markdown(result))
+    print(f"written: {args.out / 'bench.json'}, {args.out / 'bench.md'}")
+    return 0
