@@ -1,0 +1,42 @@
+"""Shared, cached builders for the demo/export tests (imported by tests/test_demo_* and test_export_*).
+
+Plain cached functions rather than fixtures: a fixture imported into several modules would be
+built once per module; these build each tiny checkpoint once per test session.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import shutil
+import tempfile
+from pathlib import Path
+
+from tritonize.spec import ModelSpec, Task
+
+_ROOT = Path(tempfile.mkdtemp(prefix="tritonize-test-export-"))
+atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
+
+DEMO_TASKS = {"distilbert": Task.TEXT_CLASSIFICATION}
+
+
+def scratch_dir(name: str) -> Path:
+    path = _ROOT / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def demo_spec(demo: str, labels: tuple[str, ...] = (), **kwargs) -> ModelSpec:
+    task = DEMO_TASKS.get(demo, Task.TEXT2TEXT_GENERATION)
+    return ModelSpec(
+        name=f"test_{demo.replace('-', '_')}", checkpoint="unused", task=task, demo=demo, labels=labels, **kwargs
+    )
+
+
+@functools.cache
+def tiny_checkpoint(demo: str, labels: tuple[str, ...] = ()) -> Path:
+    """A tiny demo checkpoint built once per session."""
+    from tritonize.demo import make_demo_checkpoint
+
+    key = "-".join((demo, *labels))
+    return make_demo_checkpoint(demo_spec(demo, labels), "tiny", _ROOT / "checkpoints" / key)

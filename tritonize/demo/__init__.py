@@ -1,0 +1,115 @@
+"""Local demo checkpoints: the seed architectures, built without the Hugging Face hub.
+
+``make_demo_checkpoint`` writes a directory that ``from_pretrained`` reads exactly like a hub
+checkpoint (``config.json``, weights, ``tokenizer.json``), so the export, validation and
+serving code has one path for demo and real models. ``full`` uses the seed's real dimensions
+(speed is what matters, not weights); ``tiny`` keeps the architecture family at a few MB for
+tests. Weights are random with a fixed seed, then briefly fine-tuned on the built-in corpus
+so outputs depend on the input (a constant answer would hide wiring mistakes).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from tritonize.errors import SpecError, TritonizeError
+from tritonize.spec import ModelSpec
+
+logger = logging.getLogger(__name__)
+
+SIZES = ("tiny", "full")
+SEED = 20240611
+MARKER = "tritonize_demo.json"
+MARKER_VERSION = 1
+DISTILBERT_DEMOS = ("distilbert",)
+T5_DEMOS = ("t5-small", "flan-t5-small", "t5-base")
+DEMOS = (*DISTILBERT_DEMOS, *T5_DEMOS)
+
+
+class DemoError(TritonizeError, ValueError):
+    """A demo checkpoint cannot be made as asked (unknown size, unusable labels)."""
+
+
+def read_marker(out_dir: Path) -> dict[str, Any] | None:
+    """The marker of a demo checkpoint directory, or ``None`` when absent or unreadable."""
+    try:
+        return json.loads((Path(out_dir) / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def write_marker(out_dir: Path, info: dict[str, Any]) -> None:
+    (Path(out_dir) / MARKER).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _is_cached(out_dir: Path, demo: str, size: str, labels: tuple[str, ...]) -> bool:
+    marker = read_marker(out_dir)
+    return (
+        marker is not None
+        and marker.get("version") == MARKER_VERSION
+        and marker.get("demo") == demo
+        and marker.get("size") == size
+        and tuple(marker.get("labels", ())) == labels
+        and (Path(out_dir) / "tokenizer.json").exists()
+        and (Path(out_dir) / "config.json").exists()
+    )
+
+
+def demo_labels(model: ModelSpec) -> tuple[str, ...]:
+    """The spec's labels, else the seed's own label set for its task."""
+    from tritonize.corpus import EMOTION_LABELS
+
+    return tuple(model.labels) or EMOTION_LABELS
+
+
+def training_examples(labels: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(text, label) pairs from the built-in corpus whose labels best match ``labels``.
+
+    Corpus labels that are not in ``labels`` are mapped onto them by position, so any label
+    set still gets input-dependent training targets.
+    """
+    from tritonize.corpus import builtin_emotion, builtin_reviews
+
+    corpora = [builtin_emotion(), builtin_reviews()]
+    corpus = max(corpora, key=lambda examples: len({e.label for e in examples} & set(labels)))
+    corpus_labels = list(dict.fromkeys(e.label for e in corpus))
+    mapping = {lab: lab if lab in labels else labels[i % len(labels)] for i, lab in enumerate(corpus_labels)}
+    return [(e.text, mapping[e.label]) for e in corpus]
+
+
+def make_demo_checkpoint(model: ModelSpec, size: str, out_dir: Path) -> Path:
+    """Build (or reuse) the demo checkpoint of ``model.demo`` at ``size`` in ``out_dir``.
+
+    Reuses ``out_dir`` when its marker names the same demo, size and labels.
+
+    Raises:
+        SpecError: ``model.demo`` names no known demo architecture.
+        DemoError: ``size`` is not one of :data:`SIZES`.
+    """
+    if model.demo not in DEMOS:
+        raise SpecError(model.source, f"{model.name}.demo", f"must be one of {list(DEMOS)}, got {model.demo!r}")
+    if size not in SIZES:
+        raise DemoError(f"demo size must be one of {list(SIZES)}, got {size!r}")
+    out_dir = Path(out_dir)
+    labels = demo_labels(model)
+    if _is_cached(out_dir, model.demo, size, labels):
+        logger.info("reusing demo checkpoint %s (%s, %s)", out_dir, model.demo, size)
+        return out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if model.demo in DISTILBERT_DEMOS:
+        from tritonize.demo.distilbert import build_distilbert
+
+        info = build_distilbert(size, labels, out_dir, seed=SEED)
+    else:
+        from tritonize.demo.t5 import build_t5
+
+        info = build_t5(model.demo, size, labels, out_dir, seed=SEED)
+    write_marker(
+        out_dir,
+        {"version": MARKER_VERSION, "demo": model.demo, "size": size, "seed": SEED, "labels": list(labels), **info},
+    )
+    logger.info("built demo checkpoint %s (%s, %s)", out_dir, model.demo, size)
+    return out_dir
