@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -97,8 +98,8 @@ class Measurement:
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (``q`` in 0..100) of a non-empty list."""
     ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
+    rank = math.ceil(q / 100 * len(ordered))  # 1-based
+    return ordered[max(0, min(len(ordered), rank) - 1)]
 
 
 def _latency_row(path: str, setting: str, texts: int, seconds: float, latencies_s: list[float]) -> Measurement:

@@ -1,0 +1,118 @@
+"""The asyncio client against the real embedded server: results, concurrency, typed errors."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tritonize.aio_client import AsyncTritonizeClient, map_concurrent
+from tritonize.errors import ModelNotFoundError, RequestTimeoutError, ServerUnavailableError
+
+TEXTS = ["i am so happy today", "this is terrible and i hate it", "i feel a little scared of the dark"]
+
+
+def _url(server, protocol: str) -> str:
+    return server.grpc_url if protocol == "grpc" else server.http_url
+
+
+def _closed_port() -> int:
+    """A local port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A TCP peer that accepts connections and never answers (a hung server)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    yield f"127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()
+
+
+def test_map_concurrent_keeps_order_and_limits_in_flight_when_items_outnumber_workers() -> None:
+    in_flight, peak = 0, 0
+
+    async def work(x: int) -> int:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.001 * (x % 3))
+        in_flight -= 1
+        return x * 2
+
+    assert asyncio.run(map_concurrent(list(range(20)), work, 4)) == [x * 2 for x in range(20)]
+    assert peak == 4
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_aio_classify_returns_pipeline_shape_when_batched_or_concurrent(triton_server, protocol: str) -> None:
+    async def run():
+        async with AsyncTritonizeClient(_url(triton_server, protocol), protocol) as client:
+            batched = await client.classify(TEXTS)
+            single = await client.classify_many(TEXTS * 4, concurrency=5)
+            top = await client.classify(TEXTS[:1], top_k=3)
+            many = await client.classify(TEXTS * 12)  # 36 texts > max_batch_size 32: two requests
+            return batched, single, top, many
+
+    batched, single, top, many = asyncio.run(run())
+    assert [set(r) for r in batched] == [{"label", "score"}] * 3
+    assert [r["label"] for r in single] == [r["label"] for r in batched] * 4
+    assert all(abs(a["score"] - b["score"]) < 1e-4 for a, b in zip(single, batched * 4))
+    assert len(top) == 1 and len(top[0]) == 3 and top[0][0]["label"] == batched[0]["label"]
+    assert [r["label"] for r in many] == [r["label"] for r in batched] * 12
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_aio_client_raises_model_not_found_when_model_is_unknown(triton_server, protocol: str) -> None:
+    async def run():
+        async with AsyncTritonizeClient(_url(triton_server, protocol), protocol) as client:
+            await client.classify(TEXTS, model="no_such_model")
+
+    with pytest.raises(ModelNotFoundError, match="no_such_model"):
+        asyncio.run(run())
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_aio_client_retries_then_raises_server_unavailable_when_nothing_listens(protocol: str) -> None:
+    url = f"127.0.0.1:{_closed_port()}"
+
+    async def run():
+        async with AsyncTritonizeClient(url, protocol, timeout=5.0, retries=2, backoff_s=0.1) as client:
+            await client.classify(TEXTS)
+
+    start = time.monotonic()
+    with pytest.raises(ServerUnavailableError) as info:
+        asyncio.run(run())
+    assert url in str(info.value) and info.value.url == url
+    assert time.monotonic() - start >= 0.3  # two retries: 0.1 s + 0.2 s of backoff
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_aio_client_raises_timeout_and_does_not_retry_when_server_hangs(silent_server: str, protocol: str) -> None:
+    async def run():
+        async with AsyncTritonizeClient(silent_server, protocol, timeout=0.5) as client:
+            await client.infer_raw("distilbert_emotion", TEXTS, ["LABEL"])
+
+    start = time.monotonic()
+    with pytest.raises(RequestTimeoutError, match=silent_server):
+        asyncio.run(run())
+    assert time.monotonic() - start < 3.0
+
+
+@pytest.mark.triton
+def test_aio_client_raises_timeout_when_request_outlasts_timeout(triton_server) -> None:
+    async def run():
+        async with AsyncTritonizeClient(triton_server.grpc_url, "grpc", timeout=1e-4) as client:
+            await client.infer_raw("distilbert_emotion", TEXTS * 10, ["LABEL"])
+
+    with pytest.raises(RequestTimeoutError, match="distilbert_emotion"):
+        asyncio.run(run())
