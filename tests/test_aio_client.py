@@ -60,6 +60,7 @@ def test_aio_classify_returns_pipeline_shape_when_batched_or_concurrent(triton_s
             single = await client.classify_many(TEXTS * 4, concurrency=5)
             top = await client.classify(TEXTS[:1], top_k=3)
             many = await client.classify(TEXTS * 12)  # 36 texts > max_batch_size 32: two requests
+            assert await client.classify([]) == []
             return batched, single, top, many
 
     batched, single, top, many = asyncio.run(run())

@@ -214,7 +214,9 @@ class AsyncTritonizeClient:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
         step = await self.max_batch_size(model)
         chunks = [texts[i : i + step] for i in range(0, len(texts), step)]
-        parts = await map_concurrent(chunks, lambda chunk: self._classify_chunk(chunk, model, top_k), len(chunks))
+        parts = await map_concurrent(
+            chunks, lambda chunk: self._classify_chunk(chunk, model, top_k), max(1, len(chunks))
+        )
         return [item for part in parts for item in part]
 
     async def classify_many(
@@ -243,7 +245,7 @@ class AsyncTritonizeClient:
             out = await self.infer_raw(model, chunk, ["GENERATED_TEXT"], extra_inputs=extra)
             return [{"generated_text": _text(t)} for t in out["GENERATED_TEXT"].reshape(-1)]
 
-        parts = await map_concurrent(chunks, one, len(chunks))
+        parts = await map_concurrent(chunks, one, max(1, len(chunks)))
         return [item for part in parts for item in part]
 
 

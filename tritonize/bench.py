@@ -35,6 +35,7 @@ from tritonize.errors import TritonizeError
 logger = logging.getLogger(__name__)
 
 CLASSIFIER = "distilbert_emotion"
+T5_SMALL = "t5_small_emotion"  # the generative deployment compared with model.generate
 CONCURRENCY = (1, 8, 32)
 RAW_BATCHES = (8, 32)
 HF_BATCHES = (1, 32)
@@ -293,20 +294,26 @@ def _read_report(repository: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
-def ensure_repository(
-    out: Path, demo: str, dynamic_batching: bool, rebuild: bool, models: list[str] | None = None
-) -> Path:
-    """Build (or reuse) a demo repository; ``models`` limits it to some deployments."""
+def bench_models() -> list[str]:
+    """Deployments the bench builds: the classifier, and T5-small when the spec declares it."""
+    from tritonize.spec import load_spec
+
+    names = [m.name for m in load_spec().models]
+    return [CLASSIFIER] + ([T5_SMALL] if T5_SMALL in names else [])
+
+
+def ensure_repository(out: Path, demo: str, dynamic_batching: bool, rebuild: bool, models: list[str]) -> Path:
+    """Build the demo repository of ``models`` into ``out``, or reuse it when it already matches."""
     from tritonize.builder import BuildOptions, build
     from tritonize.spec import load_spec
 
     report = _read_report(out)
-    if not rebuild and report.get("demo") == demo and report.get("dynamic_batching") == dynamic_batching:
+    matches = report.get("demo") == demo and report.get("dynamic_batching") == dynamic_batching
+    if not rebuild and matches and set(models) <= set(report.get("models", {})):
         logger.info("reusing %s", out)
         return out
-    logger.info(
-        "building the %s demo repository (dynamic batching %s) into %s", demo, "on" if dynamic_batching else "off", out
-    )
+    state = "on" if dynamic_batching else "off"
+    logger.info("building the %s demo repository of %s (dynamic batching %s) into %s", demo, models, state, out)
     build(BuildOptions(spec=load_spec().select(models), out=out, demo=demo, dynamic_batching=dynamic_batching))
     return out
 
@@ -379,12 +386,11 @@ def _measure_t5(
     from tritonize.spec import load_spec
 
     report = _read_report(repository).get("models", {})
-    generative = [name for name, entry in report.items() if entry.get("task") == "text2text-generation"]
-    if not generative:
-        result.notes.append("T5: skipped, the built repository has no text2text-generation deployment")
+    if T5_SMALL not in report:
+        result.notes.append(f"T5: skipped, the built repository has no {T5_SMALL} deployment")
         log(result.notes[-1])
         return
-    name = generative[0]
+    name = T5_SMALL
     spec = load_spec().get(name)
     seconds = asyncio.run(_generate_closed_loop(server.grpc_url, name, texts, 32, spec.max_new_tokens))
     result.rows.append(
@@ -424,7 +430,9 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] = print) -> BenchR
         repository = config.repository
         server_cm: Any = _existing(config)
     else:
-        repository = config.repository or ensure_repository(_repo_dir(config, True), config.demo, True, config.rebuild)
+        repository = config.repository or ensure_repository(
+            _repo_dir(config, True), config.demo, True, config.rebuild, bench_models()
+        )
         server_cm = serving(repository)
     with server_cm as server:
         _measure_served(result, server, texts, log)

@@ -24,7 +24,7 @@ from typing import Any
 
 from tritonize.errors import TritonizeError
 from tritonize.loadtest.metrics import fetch_statistics, metrics_delta, scrape_metrics, stats_delta
-from tritonize.loadtest.payload import DEFAULT_MODEL
+from tritonize.loadtest.payload import DEFAULT_MODEL, corpus_texts
 from tritonize.loadtest.plot import plot_history, read_history
 from tritonize.loadtest.summary import LoadtestSummary, read_locust_stats
 
@@ -88,6 +88,8 @@ class LoadtestConfig:
             raise LoadtestError("users and texts per request must be >= 1 and the spawn rate > 0")
         if parse_run_time(self.run_time) <= 0:
             raise LoadtestError(f"run time must be positive, got {self.run_time!r}")
+        if self.corpus is not None and not self.corpus.is_file():
+            raise LoadtestError(f"corpus file not found: {self.corpus}")
         if not self.locustfile.is_file():
             raise LoadtestError(f"locustfile not found: {self.locustfile} (pass --locustfile)")
 
@@ -102,10 +104,11 @@ class LoadtestConfig:
 
 def locust_command(config: LoadtestConfig) -> list[str]:
     """The argument list of the headless Locust subprocess (never a split string)."""
-    prefix = config.out / CSV_PREFIX
+    out = config.out.resolve()  # Locust runs with --out as its working directory
+    prefix = out / CSV_PREFIX
     command = [
         sys.executable, "-m", "locust",
-        "-f", str(config.locustfile),
+        "-f", str(config.locustfile.resolve()),
         "--headless",
         "--host", f"{config.protocol}://{config.target_url}",
         "--users", str(config.users),
@@ -115,14 +118,14 @@ def locust_command(config: LoadtestConfig) -> list[str]:
         "--csv", str(prefix),
         "--csv-full-history",
         "--json-file", str(prefix),  # final numbers at exit (the CSV lags by up to a second)
-        "--html", str(config.out / "report.html"),
+        "--html", str(out / "report.html"),
         "--only-summary",
         "--triton-model", config.model,
         "--triton-batch", str(config.texts_per_request),
         "--triton-timeout", str(config.request_timeout),
     ]  # fmt: skip
     if config.corpus:
-        command += ["--corpus", str(config.corpus)]
+        command += ["--corpus", str(config.corpus.resolve())]
     return [*command, USER_CLASSES[config.protocol]]
 
 
@@ -208,8 +211,10 @@ def run_loadtest(config: LoadtestConfig) -> LoadtestSummary:
 
     Raises:
         ServerUnavailableError: nothing answers at ``config.url`` (checked before Locust starts).
+        CorpusError: the corpus file is malformed.
         LoadtestError: Locust failed.
     """
+    corpus_texts(config.corpus)  # a malformed corpus fails here, naming file and line, not in every user
     url = config.target_url
     before = fetch_statistics(url, config.protocol)
     metrics_before = scrape_metrics(config.target_metrics_url)
