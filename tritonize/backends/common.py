@@ -9,9 +9,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-COMMON_MODULE = "tritonize_backend_common"  # file name of this module inside a repository
-
-
 class RequestError(ValueError):
     """A request is invalid; it gets an error response, the other requests of the batch do not."""
 

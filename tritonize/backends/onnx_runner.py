@@ -48,17 +48,25 @@ def group_by_shape(feeds: list[dict[str, np.ndarray]]) -> dict[tuple, list[int]]
     return groups
 
 
-def run_grouped(session: Any, feeds: list[dict[str, np.ndarray]], output_names: list[str]) -> list[dict[str, np.ndarray]]:
-    """Run every shape group as one batch and split the outputs back per request."""
+def run_grouped(
+    session: Any, feeds: list[dict[str, np.ndarray]], wanted: list[list[str]]
+) -> list[dict[str, np.ndarray]]:
+    """Run every shape group as one batch and split the outputs back per request.
+
+    ``wanted[i]`` are the outputs request ``i`` asked for; a group computes the union, so a
+    BLS caller that needs only ``logits`` does not pay for copying the KV cache back.
+    """
     results: list[dict[str, np.ndarray]] = [{} for _ in feeds]
     for indices in group_by_shape(feeds).values():
         names = list(feeds[indices[0]])
         batch = {n: np.concatenate([feeds[i][n] for i in indices], axis=0) for n in names}
+        output_names = sorted({o for i in indices for o in wanted[i]})
         outputs = session.run(output_names, batch)
         sizes = [feeds[i][names[0]].shape[0] for i in indices]
         for name, value in zip(output_names, outputs):
             for i, part in zip(indices, split_rows(value, sizes)):
-                results[i][name] = part
+                if name in wanted[i]:
+                    results[i][name] = part
     return results
 
 
@@ -75,11 +83,12 @@ class TritonPythonModel:
         feeds = [
             {n: pb_utils.get_input_tensor_by_name(r, n).as_numpy() for n in self.input_names} for r in requests
         ]
+        wanted = [list(r.requested_output_names()) or self.output_names for r in requests]
         try:
-            results = run_grouped(self.session, feeds, self.output_names)
+            results = run_grouped(self.session, feeds, wanted)
         except Exception as exc:  # noqa: BLE001 - an ORT failure becomes an error response per request
             return [error_response(pb_utils, f"ONNX Runtime failed: {exc}") for _ in requests]
         return [
-            pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(n, out[n]) for n in self.output_names])
+            pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(n, v) for n, v in out.items()])
             for out in results
         ]

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from tritonize.backends.common import COMMON_MODULE
 from tritonize.spec import Target
 
 VERSION = "1"
@@ -19,6 +18,7 @@ REPORT_FILE = "build_report.json"
 LABELS_FILE = "labels.txt"  # also tritonize.backends.postprocess_step.LABELS_FILE
 ONNX_FILE = "model.onnx"  # also tritonize.backends.onnx_runner.MODEL_FILE
 PLAN_FILE = "model.plan"
+HELPER_PREFIX = "tritonize_backend_"  # helper modules sit beside model.py under this prefix
 
 
 @dataclass(frozen=True)
@@ -50,13 +50,18 @@ def version_dir(repository: Path, model_name: str) -> Path:
     return path
 
 
-def install_python_model(repository: Path, model_name: str, module: str) -> Path:
-    """Copy ``tritonize.backends.<module>`` as ``<model>/1/model.py`` plus the common helpers."""
+def install_python_model(repository: Path, model_name: str, module: str, helpers: tuple[str, ...] = ()) -> Path:
+    """Copy ``tritonize.backends.<module>`` as ``<model>/1/model.py`` with the modules it imports.
+
+    ``common`` always goes along (as ``tritonize_backend_common.py``); ``helpers`` are other
+    backend modules, copied as ``tritonize_backend_<name>.py`` (the fallback import names).
+    """
     target = version_dir(repository, model_name)
     backends = resources.files("tritonize.backends")
     (target / "model.py").write_text(backends.joinpath(f"{module}.py").read_text(encoding="utf-8"), encoding="utf-8")
-    common = backends.joinpath("common.py").read_text(encoding="utf-8")
-    (target / f"{COMMON_MODULE}.py").write_text(common, encoding="utf-8")
+    for helper in ("common", *helpers):
+        text = backends.joinpath(f"{helper}.py").read_text(encoding="utf-8")
+        (target / f"{HELPER_PREFIX}{helper}.py").write_text(text, encoding="utf-8")
     return target / "model.py"
 
 
