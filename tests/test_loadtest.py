@@ -77,8 +77,13 @@ def test_loadtest_config_rejects_bad_values_when_constructed(tmp_path: Path) -> 
         parse_run_time("soon")
     with pytest.raises(LoadtestError, match="protocol"):
         LoadtestConfig(out=tmp_path, protocol="smtp")
-    command = locust_command(LoadtestConfig(out=tmp_path, protocol="http", url="h:1", corpus=Path("c.txt")))
+    with pytest.raises(LoadtestError, match="corpus"):
+        LoadtestConfig(out=tmp_path, corpus=tmp_path / "missing.txt")
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("i am happy;joy\n")
+    command = locust_command(LoadtestConfig(out=tmp_path, protocol="http", url="h:1", corpus=corpus))
     assert command[-1] == "TritonHttpUser" and "--headless" in command and "http://h:1" in command
+    assert command[command.index("--corpus") + 1] == str(corpus.resolve())
 
 
 def _run(triton_server, tmp_path: Path, protocol: str, users: int):
