@@ -79,3 +79,19 @@ def test_bench_quick_runs_end_to_end_when_given_tiny_server(triton_server, tmp_p
     assert all(r.seq_per_s > 0 for r in result.rows)
     saved = json.loads((tmp_path / "bench.json").read_text())
     assert len(saved["goals"]) >= 5 and (tmp_path / "bench.md").read_text().startswith("# tritonize bench")
+
+
+def test_best_rows_keeps_fastest_pass_and_lowest_open_loop_p99_when_passes_repeat() -> None:
+    from dataclasses import replace
+
+    from tritonize.bench import best_rows
+
+    rows = [
+        _row("served gRPC", "concurrency 32", 80),
+        replace(_row("served gRPC", "concurrency 32", 95), pass_index=1),
+        _row("served gRPC", "open loop 40.0 req/s", 40, p50=10, p99=50),
+        replace(_row("served gRPC", "open loop 47.5 req/s", 47.5, p50=10, p99=30), pass_index=1),
+    ]
+    best = {row.key: row for row in best_rows(rows)}
+    assert best[("served gRPC", "concurrency 32")].seq_per_s == pytest.approx(95)
+    assert best[("served gRPC", "open loop")].p99_ms == 30

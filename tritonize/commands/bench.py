@@ -25,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--half-load-seconds", type=float, help="open-loop run length (default 15, --quick 3)")
     parser.add_argument("--repository", type=Path, help="use this built repository instead of building the demo")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached demo repositories")
+    parser.add_argument(
+        "--passes", type=int, help="repeat the whole bench; each row keeps its best (default 2, --quick 1)"
+    )
     parser.add_argument("--no-hf", action="store_true", help="skip the HF pipeline baseline")
     parser.add_argument("--out", type=Path, default=Path("artifacts/bench"), help="output directory")
     parser.set_defaults(func=run)
@@ -43,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         repository=args.repository,
         rebuild=args.rebuild,
         hf=not args.no_hf,
+        passes=args.passes,
     )
     result = run_bench(config, log=lambda line: print(f"  {line}", flush=True))
     print()
