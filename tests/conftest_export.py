@@ -12,6 +12,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from tritonize.spec import ModelSpec, Task
 
 _ROOT = Path(tempfile.mkdtemp(prefix="tritonize-test-export-"))
@@ -40,3 +42,35 @@ def tiny_checkpoint(demo: str, labels: tuple[str, ...] = ()) -> Path:
 
     key = "-".join((demo, *labels))
     return make_demo_checkpoint(demo_spec(demo, labels), "tiny", _ROOT / "checkpoints" / key)
+
+
+def shipped_spec(demo: str) -> ModelSpec:
+    """The deployment of ``tritonize/models.toml`` whose demo architecture is ``demo``."""
+    from tritonize.spec import load_spec
+
+    return next(m for m in load_spec().models if m.demo == demo)
+
+
+@functools.cache
+def tiny_t5(demo: str) -> Path:
+    """Tiny T5 demo checkpoint with the shipped spec's labels, built once per session."""
+    return tiny_checkpoint(demo, shipped_spec(demo).labels)
+
+
+@functools.cache
+def tiny_t5_export(demo: str):
+    """The three ONNX graphs of :func:`tiny_t5`, exported once per session."""
+    from tritonize.export.t5 import export_t5
+
+    return export_t5(tiny_t5(demo), _ROOT / "t5-onnx" / demo)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run faster on one thread, and much faster while other jobs share the 2 cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -6,13 +6,15 @@ import json
 
 import pytest
 import torch
-from conftest_export import demo_spec, scratch_dir, tiny_checkpoint
+from conftest_export import demo_spec, one_thread, scratch_dir, tiny_checkpoint  # noqa: F401
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
 from tritonize.corpus import EMOTION_LABELS, builtin_emotion
 from tritonize.demo import MARKER, DemoError, make_demo_checkpoint
 from tritonize.demo.distilbert import distilbert_config
 from tritonize.errors import SpecError
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_make_demo_checkpoint_writes_hub_layout_and_marker():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import onnx
 import pytest
-from conftest_export import scratch_dir, tiny_checkpoint
+from conftest_export import one_thread, scratch_dir, tiny_checkpoint  # noqa: F401
 
 from tritonize.corpus import builtin_emotion
 from tritonize.demo.distilbert import build_distilbert
@@ -13,6 +13,8 @@ from tritonize.export.onnx_export import export_classifier
 from tritonize.export.validate import validate_classifier
 
 TEXTS = [e.text for e in builtin_emotion()]
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

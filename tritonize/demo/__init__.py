@@ -10,8 +10,10 @@ so outputs depend on the input (a constant answer would hide wiring mistakes).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,21 @@ DEMOS = (*DISTILBERT_DEMOS, *T5_DEMOS)
 
 class DemoError(TritonizeError, ValueError):
     """A demo checkpoint cannot be made as asked (unknown size, unusable labels)."""
+
+
+@contextlib.contextmanager
+def torch_threads(size: str) -> Iterator[None]:
+    """Train tiny models on one thread: their matrices are too small for intra-op parallelism,
+    and on a busy 2-core machine two spinning threads made a tiny build 10x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    if size == "tiny":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def read_marker(out_dir: Path) -> dict[str, Any] | None:
@@ -102,11 +119,13 @@ def make_demo_checkpoint(model: ModelSpec, size: str, out_dir: Path) -> Path:
     if model.demo in DISTILBERT_DEMOS:
         from tritonize.demo.distilbert import build_distilbert
 
-        info = build_distilbert(size, labels, out_dir, seed=SEED)
+        with torch_threads(size):
+            info = build_distilbert(size, labels, out_dir, seed=SEED)
     else:
         from tritonize.demo.t5 import build_t5
 
-        info = build_t5(model.demo, size, labels, out_dir, seed=SEED)
+        with torch_threads(size):
+            info = build_t5(model.demo, size, labels, out_dir, seed=SEED)
     write_marker(
         out_dir,
         {"version": MARKER_VERSION, "demo": model.demo, "size": size, "seed": SEED, "labels": list(labels), **info},

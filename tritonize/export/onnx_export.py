@@ -53,7 +53,11 @@ def torch_export(module: Any, args: tuple, graph: GraphDecl, out_path: Path, ops
     out_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", category=torch.jit.TracerWarning)  # shape asserts baked as constants
+            warnings.filterwarnings(
+                "ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning
+            )
+            warnings.filterwarnings("ignore", message="Exporting aten::index operator", category=UserWarning)
             torch.onnx.export(
                 module,
                 args,
@@ -67,6 +71,27 @@ def torch_export(module: Any, args: tuple, graph: GraphDecl, out_path: Path, ops
             )
     except Exception as exc:  # the exporter raises many unrelated types; keep the cause
         raise ExportError(f"exporting {graph.component} to {out_path} failed: {type(exc).__name__}: {exc}") from exc
+    annotate_outputs(out_path, graph)
+
+
+def annotate_outputs(onnx_path: Path, graph: GraphDecl) -> None:
+    """Write the declared output axes into the graph: the tracer names fixed sizes it cannot
+    prove (e.g. the single new token of decoder_with_past) with generated symbols."""
+    import onnx
+
+    model = onnx.load(str(onnx_path))
+    declared = {t.name: t.axes for t in graph.outputs}
+    for output in model.graph.output:
+        axes = declared.get(output.name)
+        dims = output.type.tensor_type.shape.dim
+        if axes is None or len(dims) != len(axes):
+            continue  # validation reports the mismatch
+        for dim, axis in zip(dims, axes):
+            if isinstance(axis, int):
+                dim.dim_value = axis
+            else:
+                dim.dim_param = axis
+    onnx.save(model, str(onnx_path))
 
 
 def _logits_module(model: Any) -> Any:

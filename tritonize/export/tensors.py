@@ -97,3 +97,77 @@ def sequence_classification_graph(num_labels: int) -> GraphDecl:
         ),
         outputs=(TensorDecl(name="logits", data_type="TYPE_FP32", axes=(BATCH, num_labels)),),
     )
+
+
+# --- T5 (encoder-decoder), split Optimum-style into three graphs without an ONNX If ---------
+
+ENCODER_SEQUENCE = "encoder_sequence"
+DECODER_SEQUENCE = "decoder_sequence"
+PAST_DECODER_SEQUENCE = "past_decoder_sequence"
+TOTAL_DECODER_SEQUENCE = "total_decoder_sequence"  # past_decoder_sequence + 1
+
+T5_ENCODER = "encoder"
+T5_DECODER = "decoder"  # first step: no past, computes every layer's cross-attention keys/values
+T5_DECODER_WITH_PAST = "decoder_with_past"  # later steps: one new token, self + cross cache in
+T5_COMPONENTS = (T5_ENCODER, T5_DECODER, T5_DECODER_WITH_PAST)
+KV_ATTENTIONS = ("decoder", "encoder")  # self-attention cache, cross-attention cache
+KV_PARTS = ("key", "value")
+
+
+def kv_name(prefix: str, layer: int, attention: str, part: str) -> str:
+    """``present.0.decoder.key`` / ``past_key_values.3.encoder.value`` (Optimum's names)."""
+    return f"{prefix}.{layer}.{attention}.{part}"
+
+
+def _kv_decls(prefix: str, config: Any, attentions: tuple[str, ...], self_axis: str) -> tuple[TensorDecl, ...]:
+    heads, head_dim = normalized(config, "num_heads"), normalized(config, "head_dim")
+    axes = {"decoder": (BATCH, heads, self_axis, head_dim), "encoder": (BATCH, heads, ENCODER_SEQUENCE, head_dim)}
+    return tuple(
+        TensorDecl(name=kv_name(prefix, layer, attention, part), data_type="TYPE_FP32", axes=axes[attention])
+        for layer in range(normalized(config, "num_decoder_layers"))
+        for attention in attentions
+        for part in KV_PARTS
+    )
+
+
+def t5_graphs(config: Any) -> dict[str, GraphDecl]:
+    """The three T5 graphs keyed by component (:data:`T5_COMPONENTS`); sizes from the HF config.
+
+    ``decoder`` takes any number of decoder tokens (one for generation, a whole label for
+    teacher-forced label scoring); ``decoder_with_past`` takes exactly one new token.
+    """
+    hidden, vocab = normalized(config, "hidden_size"), normalized(config, "vocab_size")
+    ids = TensorDecl(name="input_ids", data_type=ID_DTYPE, axes=(BATCH, ENCODER_SEQUENCE))
+    mask = TensorDecl(name="attention_mask", data_type=ID_DTYPE, axes=(BATCH, ENCODER_SEQUENCE))
+    encoder_mask = TensorDecl(name="encoder_attention_mask", data_type=ID_DTYPE, axes=(BATCH, ENCODER_SEQUENCE))
+    hidden_states = (BATCH, ENCODER_SEQUENCE, hidden)
+    encoder = GraphDecl(
+        component=T5_ENCODER,
+        inputs=(ids, mask),
+        outputs=(TensorDecl(name="last_hidden_state", data_type="TYPE_FP32", axes=hidden_states),),
+    )
+    decoder = GraphDecl(
+        component=T5_DECODER,
+        inputs=(
+            TensorDecl(name="input_ids", data_type=ID_DTYPE, axes=(BATCH, DECODER_SEQUENCE)),
+            encoder_mask,
+            TensorDecl(name="encoder_hidden_states", data_type="TYPE_FP32", axes=hidden_states),
+        ),
+        outputs=(
+            TensorDecl(name="logits", data_type="TYPE_FP32", axes=(BATCH, DECODER_SEQUENCE, vocab)),
+            *_kv_decls("present", config, KV_ATTENTIONS, DECODER_SEQUENCE),
+        ),
+    )
+    with_past = GraphDecl(
+        component=T5_DECODER_WITH_PAST,
+        inputs=(
+            TensorDecl(name="input_ids", data_type=ID_DTYPE, axes=(BATCH, 1)),
+            encoder_mask,
+            *_kv_decls("past_key_values", config, KV_ATTENTIONS, PAST_DECODER_SEQUENCE),
+        ),
+        outputs=(
+            TensorDecl(name="logits", data_type="TYPE_FP32", axes=(BATCH, 1, vocab)),
+            *_kv_decls("present", config, ("decoder",), TOTAL_DECODER_SEQUENCE),
+        ),
+    )
+    return {T5_ENCODER: encoder, T5_DECODER: decoder, T5_DECODER_WITH_PAST: with_past}
