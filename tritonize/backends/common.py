@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+
 class RequestError(ValueError):
     """A request is invalid; it gets an error response, the other requests of the batch do not."""
 
