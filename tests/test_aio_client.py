@@ -117,3 +117,23 @@ def test_aio_client_raises_timeout_when_request_outlasts_timeout(triton_server) 
 
     with pytest.raises(RequestTimeoutError, match="distilbert_emotion"):
         asyncio.run(run())
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_aio_generate_matches_sync_client_when_t5_is_served(triton_server, protocol: str) -> None:
+    from tritonize.client import TritonizeClient
+
+    model = "t5_small_emotion"
+    if not (triton_server.repository / model).is_dir():
+        pytest.skip(f"{model} is not in the test repository")
+    url = _url(triton_server, protocol)
+
+    async def run():
+        async with AsyncTritonizeClient(url, protocol, timeout=60.0) as client:
+            return await client.generate(TEXTS, model, max_new_tokens=2)
+
+    generated = asyncio.run(run())
+    with TritonizeClient(url, protocol, timeout=60.0) as sync:
+        assert generated == sync.generate(TEXTS, model, max_new_tokens=2)
+    assert [set(g) for g in generated] == [{"generated_text"}] * len(TEXTS)
