@@ -39,21 +39,22 @@ class T5Size:
     train_steps: int
     learning_rate: float
     train_max_length: int
+    train_decoder_only: bool  # full sizes: encoder + embeddings frozen, encoder run once
 
 
 _T5_VOCAB = 32128
 SIZES: dict[str, dict[str, T5Size]] = {
     "t5-small": {
-        "full": T5Size(512, 64, 2048, 6, 6, 8, "relu", True, _T5_VOCAB, 12, 1e-3, 48),
-        "tiny": T5Size(32, 8, 64, 2, 2, 4, "relu", True, None, 120, 5e-3, 64),
+        "full": T5Size(512, 64, 2048, 6, 6, 8, "relu", True, _T5_VOCAB, 80, 1e-3, 64, True),
+        "tiny": T5Size(32, 8, 64, 2, 2, 4, "relu", True, None, 120, 5e-3, 64, False),
     },
     "flan-t5-small": {
-        "full": T5Size(512, 64, 1024, 8, 8, 6, "gated-gelu", False, _T5_VOCAB, 12, 1e-3, 48),
-        "tiny": T5Size(32, 8, 48, 2, 2, 3, "gated-gelu", False, None, 120, 5e-3, 64),
+        "full": T5Size(512, 64, 1024, 8, 8, 6, "gated-gelu", False, _T5_VOCAB, 80, 1e-3, 64, True),
+        "tiny": T5Size(32, 8, 48, 2, 2, 3, "gated-gelu", False, None, 120, 5e-3, 64, False),
     },
     "t5-base": {
-        "full": T5Size(768, 64, 3072, 12, 12, 12, "relu", True, _T5_VOCAB, 8, 5e-4, 48),
-        "tiny": T5Size(48, 16, 96, 3, 2, 3, "relu", True, None, 80, 5e-3, 64),
+        "full": T5Size(768, 64, 3072, 12, 12, 12, "relu", True, _T5_VOCAB, 80, 1e-3, 64, True),
+        "tiny": T5Size(48, 16, 96, 3, 2, 3, "relu", True, None, 80, 5e-3, 64, False),
     },
 }
 TOKENIZER_VOCAB = 2000
@@ -102,31 +103,59 @@ def _untie_lm_head(model: Any, seed: int) -> None:
     model.lm_head.weight = torch.nn.Parameter(weight)
 
 
+def _trainable(model: Any, dims: T5Size) -> list[Any]:
+    """Everything, or for decoder-only training the decoder blocks without their cross-attention
+    key/value projections, the final norm and an untied head; the rest gets no gradient (the
+    shared embedding stays fixed because the encoder reads it and its outputs are cached)."""
+    if not dims.train_decoder_only:
+        return list(model.parameters())
+    keep = []
+    for name, param in model.named_parameters():
+        cross_kv = ".EncDecAttention.k." in name or ".EncDecAttention.v." in name
+        trained = name.startswith(("decoder.block.", "decoder.final_layer_norm.")) and not cross_kv
+        trained = trained or (name == "lm_head.weight" and not dims.tied_lm_head)
+        param.requires_grad_(trained)
+        if trained:
+            keep.append(param)
+    return keep
+
+
 def _fine_tune(model: Any, tokenizer: Any, labels: tuple[str, ...], dims: T5Size, seed: int) -> float:
-    """Teacher-forced AdamW steps: text -> label word + ``</s>``; returns the last loss."""
+    """Teacher-forced AdamW steps: text -> label word + ``</s>``; returns the last loss.
+
+    Full sizes train the decoder only over encoder outputs computed once: a full-size step
+    costs a small fraction of a whole-model step, and a random encoder's outputs already
+    differ per input, which is all the decoder needs to answer per input.
+    """
     import torch
 
     pairs = training_examples(labels)
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=dims.learning_rate)
+    inputs = tokenizer([t for t, _ in pairs], padding=True, truncation=True, max_length=dims.train_max_length, return_tensors="pt")
+    target = tokenizer([lab for _, lab in pairs], padding=True, return_tensors="pt")
+    label_ids = target.input_ids.masked_fill(target.attention_mask == 0, -100)
+    hidden = None
+    if dims.train_decoder_only:
+        model.eval()
+        with torch.no_grad():
+            hidden = model.encoder(**inputs).last_hidden_state
+    optimizer = torch.optim.AdamW(_trainable(model, dims), lr=dims.learning_rate)
     model.train()
     loss = torch.tensor(0.0)
     for _ in range(dims.train_steps):
-        idx = torch.randperm(len(pairs), generator=generator)[:BATCH].tolist()
-        batch = tokenizer(
-            [pairs[i][0] for i in idx],
-            padding=True,
-            truncation=True,
-            max_length=dims.train_max_length,
-            return_tensors="pt",
-        )
-        target = tokenizer([pairs[i][1] for i in idx], padding=True, return_tensors="pt")
-        label_ids = target.input_ids.masked_fill(target.attention_mask == 0, -100)
-        loss = model(**batch, labels=label_ids).loss
+        idx = torch.randperm(len(pairs), generator=generator)[:BATCH]
+        mask = inputs.attention_mask[idx]
+        width = int(mask.sum(dim=1).max())  # drop columns that are padding in the whole batch
+        if hidden is None:
+            batch = {"input_ids": inputs.input_ids[idx, :width], "attention_mask": mask[:, :width]}
+        else:
+            batch = {"encoder_outputs": (hidden[idx, :width],), "attention_mask": mask[:, :width]}
+        loss = model(**batch, labels=label_ids[idx]).loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     model.eval()
+    model.requires_grad_(True)
     return float(loss.detach())
 
 
