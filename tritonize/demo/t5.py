@@ -131,7 +131,9 @@ def _fine_tune(model: Any, tokenizer: Any, labels: tuple[str, ...], dims: T5Size
 
     pairs = training_examples(labels)
     generator = torch.Generator().manual_seed(seed)
-    inputs = tokenizer([t for t, _ in pairs], padding=True, truncation=True, max_length=dims.train_max_length, return_tensors="pt")
+    inputs = tokenizer(
+        [t for t, _ in pairs], padding=True, truncation=True, max_length=dims.train_max_length, return_tensors="pt"
+    )
     target = tokenizer([lab for _, lab in pairs], padding=True, return_tensors="pt")
     label_ids = target.input_ids.masked_fill(target.attention_mask == 0, -100)
     hidden = None
