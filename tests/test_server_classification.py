@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import threading
 import urllib.error
 import urllib.request
 
 import numpy as np
 import pytest
+from _concurrency import model_stats, run_concurrently
 
 from tritonize.client import TritonizeClient, classify
 from tritonize.corpus import builtin_emotion, load_corpus, shared_data_path
@@ -89,34 +89,17 @@ def test_classify_splits_lists_longer_than_max_batch_size(triton_server):
     assert len(classify(texts, url=triton_server.grpc_url)) == 70
 
 
-def _stats(client: TritonizeClient, model: str) -> tuple[int, int]:
-    stats = client._client.get_inference_statistics(model)["model_stats"][0]
-    return int(stats["inference_count"]), int(stats["execution_count"])
-
-
 def test_dynamic_batching_merges_concurrent_requests_at_model_step(triton_server):
     texts = [e.text for e in builtin_emotion()]
-    admin = TritonizeClient(triton_server.http_url, "http")
-    before = _stats(admin, f"{MODEL}_model")
-    barrier = threading.Barrier(32)
-    errors: list[BaseException] = []
+    step = f"{MODEL}_model"
+    before = model_stats(triton_server.http_url, step)
 
-    def one(i: int) -> None:
-        try:
-            with TritonizeClient(triton_server.grpc_url, "grpc") as client:
-                barrier.wait()
-                for j in range(3):
-                    client.classify([texts[(i * 3 + j) % len(texts)]])
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
+    def user(client: TritonizeClient, i: int) -> None:
+        for j in range(3):
+            client.classify([texts[(i * 3 + j) % len(texts)]])
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(32)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    after = _stats(admin, f"{MODEL}_model")
+    run_concurrently(32, user, lambda: TritonizeClient(triton_server.grpc_url, "grpc"))
+    after = model_stats(triton_server.http_url, step)
     inferences, executions = after[0] - before[0], after[1] - before[1]
     print(f"model step: {inferences} inferences in {executions} executions (mean batch {inferences / executions:.2f})")
     assert inferences == 96 and executions < inferences

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import threading
 
 import numpy as np
 import pytest
+from _concurrency import model_stats, run_concurrently
 
 from tritonize.client import TritonizeClient
 from tritonize.corpus import builtin_emotion, builtin_reviews, load_corpus, shared_data_path
@@ -138,39 +138,19 @@ def test_classify_works_with_t5_deployment(triton_server, name):
     assert len(top2[0]) == 2 and top2[0][0]["score"] >= top2[0][1]["score"]
 
 
-def _stats(name: str, client) -> tuple[int, int]:
-    s = client.get_inference_statistics(name)["model_stats"][0]
-    return int(s["inference_count"]), int(s["execution_count"])
-
-
 def test_encoder_and_decoder_batch_concurrent_requests(triton_server):
-    import tritonclient.http as httpclient
-
     name = T5_MODELS[0].name
-    admin = httpclient.InferenceServerClient(triton_server.http_url)
     steps = [f"{name}_encoder", f"{name}_decoder"]
-    before = {s: _stats(s, admin) for s in steps}
+    before = {s: model_stats(triton_server.http_url, s) for s in steps}
     texts = [e.text for e in builtin_emotion()]
-    barrier = threading.Barrier(16)
-    errors = []
 
-    def one(i):
-        try:
-            with TritonizeClient(triton_server.grpc_url, "grpc", timeout=120) as client:
-                barrier.wait()
-                for j in range(2):
-                    client.generate([texts[(2 * i + j) % len(texts)]], model=name)
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
+    def user(client: TritonizeClient, i: int) -> None:
+        for j in range(2):
+            client.generate([texts[(2 * i + j) % len(texts)]], model=name)
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    run_concurrently(16, user, lambda: TritonizeClient(triton_server.grpc_url, "grpc", timeout=120))
     for s in steps:
-        inf, exe = (a - b for a, b in zip(_stats(s, admin), before[s]))
+        inf, exe = (a - b for a, b in zip(model_stats(triton_server.http_url, s), before[s]))
         print(f"{s}: {inf} inferences in {exe} executions")
         assert inf >= 32 and exe < inf
 
