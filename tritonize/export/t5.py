@@ -244,55 +244,41 @@ class _StepValidator:
             diff = compare(f"{where} {name}", value, actual[name], self.tolerance, self.failures)
             self.max_diff[file_name] = max(self.max_diff[file_name], diff)
 
-    def batch(self, ids: Any, mask: Any, label: str) -> None:
-        """Encoder, first decoder step (1 and several tokens), then decoder-with-past steps."""
+    def batch(self, ids: Any, mask: Any, label: str) -> bool:
+        """Encoder, first decoder step (1 and several tokens), then decoder-with-past steps.
+
+        Returns False when a graph could not run (the failure is recorded; later batches would
+        only repeat it).
+        """
         import torch
 
-        model = self.model
         t_ids, t_mask = torch.from_numpy(ids), torch.from_numpy(mask)
-        start = model.config.decoder_start_token_id
+        start = self.model.config.decoder_start_token_id
         with torch.no_grad():
-            hidden = model.encoder(input_ids=t_ids, attention_mask=t_mask).last_hidden_state
+            hidden = self.model.encoder(input_ids=t_ids, attention_mask=t_mask).last_hidden_state
             where = f"{ENCODER_FILE} {label}"
             got = self._run(T5_ENCODER, {"input_ids": ids, "attention_mask": mask}, where)
             if got is None:
-                return
+                return False
             self._compare(T5_ENCODER, where, {"last_hidden_state": hidden.numpy()}, got)
-            # Teacher-forced first step with several tokens (label scoring) ...
-            forced = torch.cat([torch.full_like(t_ids[:, :1], start), t_ids[:, : min(4, t_ids.shape[1])]], dim=1)
-            self._first_step(forced, t_mask, hidden, f"{DECODER_FILE} {label} tokens={forced.shape[1]}")
+            # Teacher-forced first step over several tokens (label scoring) ...
+            forced = torch.cat([torch.full_like(t_ids[:, :1], start), t_ids[:, :4]], dim=1)
+            if self._first_step(forced, t_mask, hidden, f"{DECODER_FILE} {label} tokens={forced.shape[1]}") is None:
+                return False
             # ... and the generation path: start token, then greedy steps with the cache.
             tokens = torch.full_like(t_ids[:, :1], start)
-            past = self._first_step(tokens, t_mask, hidden, f"{DECODER_FILE} {label} tokens=1")
+            state = self._first_step(tokens, t_mask, hidden, f"{DECODER_FILE} {label} tokens=1")
             for step in range(VALIDATION_STEPS):
-                if past is None:
-                    return
-                logits, flat = past
-                tokens = torch.cat([tokens, logits[:, -1:].argmax(-1)], dim=1)
-                where = f"{DECODER_WITH_PAST_FILE} {label} step={step + 1}"
-                feeds = {"input_ids": tokens[:, -1:].numpy(), "encoder_attention_mask": mask}
-                feeds.update({n: t.numpy() for n, t in zip(self._past_names(), flat)})
-                got = self._run(T5_DECODER_WITH_PAST, feeds, where)
-                out = model(
-                    encoder_outputs=(hidden,),
-                    attention_mask=t_mask,
-                    decoder_input_ids=tokens[:, -1:],
-                    cache=_cache_from_flat(flat),
-                    use_cache=True,
+                if state is None:
+                    return False
+                tokens = torch.cat([tokens, state[0][:, -1:].argmax(-1)], dim=1)
+                state = self._past_step(
+                    tokens, t_mask, hidden, state[1], f"{DECODER_WITH_PAST_FILE} {label} step={step + 1}"
                 )
-                # Logits against a cache-free pass over the whole prefix: checks the cache wiring too.
-                full = model(encoder_outputs=(hidden,), attention_mask=t_mask, decoder_input_ids=tokens).logits[:, -1:]
-                new_self = _flat_cache(out.cache, with_cross=False)
-                if got is None:
-                    return
-                expected = {
-                    "logits": full.numpy(),
-                    **{n: t.numpy() for n, t in zip(self._present_self_names(), new_self)},
-                }
-                self._compare(T5_DECODER_WITH_PAST, where, expected, got)
-                past = (out.logits, _merge_self(flat, new_self))
+        return True
 
     def _first_step(self, tokens: Any, t_mask: Any, hidden: Any, where: str) -> tuple[Any, list[Any]] | None:
+        """decoder_model vs PyTorch; returns PyTorch's (logits, flat cache) to go on with."""
         from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
         out = self.model(
@@ -314,6 +300,33 @@ class _StepValidator:
         names = [o.name for o in self.graphs[T5_DECODER].outputs]
         self._compare(T5_DECODER, where, dict(zip(names, [out.logits.numpy(), *(t.numpy() for t in flat)])), got)
         return out.logits, flat
+
+    def _past_step(
+        self, tokens: Any, t_mask: Any, hidden: Any, flat: list[Any], where: str
+    ) -> tuple[Any, list[Any]] | None:
+        """decoder_with_past_model on the last token vs PyTorch; returns PyTorch's (logits, flat cache).
+
+        Expected logits come from a cache-free pass over the whole prefix, so the cache wiring
+        is checked too, not only the graph's agreement with the same cached computation.
+        """
+        feeds = {"input_ids": tokens[:, -1:].numpy(), "encoder_attention_mask": t_mask.numpy()}
+        feeds.update({n: t.numpy() for n, t in zip(self._past_names(), flat)})
+        got = self._run(T5_DECODER_WITH_PAST, feeds, where)
+        if got is None:
+            return None
+        model = self.model
+        cached = model(
+            encoder_outputs=(hidden,),
+            attention_mask=t_mask,
+            decoder_input_ids=tokens[:, -1:],
+            cache=_cache_from_flat(flat),
+            use_cache=True,
+        )
+        full = model(encoder_outputs=(hidden,), attention_mask=t_mask, decoder_input_ids=tokens).logits[:, -1:]
+        new_self = _flat_cache(cached.cache, with_cross=False)
+        expected = {"logits": full.numpy(), **{n: t.numpy() for n, t in zip(self._present_self_names(), new_self)}}
+        self._compare(T5_DECODER_WITH_PAST, where, expected, got)
+        return cached.logits, _merge_self(flat, new_self)
 
     def _past_names(self) -> list[str]:
         return [t.name for t in self.graphs[T5_DECODER_WITH_PAST].inputs[2:]]
