@@ -9,12 +9,12 @@ import torch
 from conftest_export import one_thread, scratch_dir, shipped_spec, tiny_t5, tiny_t5_export  # noqa: F401
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+from tritonize.backends.t5_decoding import greedy_decode, score_labels
 from tritonize.corpus import builtin_emotion, builtin_reviews
 from tritonize.demo.t5 import build_t5
 from tritonize.errors import ValidationError
 from tritonize.export.t5 import T5_FILES, export_t5, ort_runners, validate_t5
 from tritonize.export.tensors import T5_COMPONENTS, t5_graphs
-from tritonize.t5_decoding import greedy_decode, score_labels
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 DEMOS = ("t5-small", "flan-t5-small", "t5-base")
@@ -76,21 +76,32 @@ def test_validate_t5_reports_missing_graph(tmp_path):
         validate_t5(tiny_t5("t5-small"), tmp_path, _texts("t5-small")[:2], tolerance=1e-4)
 
 
+def _steps(runners) -> dict:
+    """ORT runners as the (inputs, outputs) -> dict step callables the decoding loop takes."""
+    return {c: (lambda inputs, outputs, r=r: {k: v for k, v in r(inputs).items() if k in outputs}) for c, r in runners.items()}
+
+
+def _decode(exported, batch, max_new_tokens: int, eos_id: int) -> list[list[int]]:
+    steps = _steps(ort_runners(exported))
+    hidden = steps["encoder"](dict(batch), ["last_hidden_state"])["last_hidden_state"]
+    return greedy_decode(
+        steps["decoder"], steps["decoder_with_past"], hidden, batch["attention_mask"], max_new_tokens,
+        eos_id, exported.decoder_start_token_id, exported.num_decoder_layers,
+    )  # fmt: skip
+
+
 def _generate_both(demo: str, max_new_tokens: int, eos_id: int):
     path = tiny_t5(demo)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForSeq2SeqLM.from_pretrained(path).eval()
-    runners = ort_runners(tiny_t5_export(demo))
+    exported = tiny_t5_export(demo)
     texts = _texts(demo)
     ours, theirs = [], []
     for start in range(0, len(texts), BATCH):
         batch = tokenizer(
             texts[start : start + BATCH], padding=True, truncation=True, max_length=512, return_tensors="np"
         )
-        ours += greedy_decode(
-            runners["encoder"], runners["decoder"], runners["decoder_with_past"],
-            batch["input_ids"], batch["attention_mask"], max_new_tokens, eos_id, pad_id=0,
-        )  # fmt: skip
+        ours += _decode(exported, {k: batch[k] for k in ("input_ids", "attention_mask")}, max_new_tokens, eos_id)
         with torch.no_grad():
             generated = model.generate(
                 input_ids=torch.from_numpy(batch["input_ids"]),
@@ -118,24 +129,20 @@ def test_greedy_decode_matches_hf_generate_when_eos_never_comes(demo: str):
     assert all(len(t) == 8 for t in ours)
 
 
-def test_greedy_decode_stops_each_row_at_its_own_limit():
+def test_greedy_decode_rows_do_not_depend_on_their_batch():
+    # finished rows leave the batch and the BLS cuts each row at its own limit: both rely on
+    # a row's tokens being the same alone and in any batch
     demo = "flan-t5-small"
     tokenizer = AutoTokenizer.from_pretrained(tiny_t5(demo))
-    runners = ort_runners(tiny_t5_export(demo))
-    batch = tokenizer(_texts(demo)[:4], padding=True, return_tensors="np")
-    args = (
-        runners["encoder"],
-        runners["decoder"],
-        runners["decoder_with_past"],
-        batch["input_ids"],
-        batch["attention_mask"],
-    )
-    limits = [1, 3, 5, 8]
-    mixed = greedy_decode(*args, limits, eos_id=2, pad_id=0)
-    full = greedy_decode(*args, 8, eos_id=2, pad_id=0)
-    assert mixed == [row[:n] for row, n in zip(full, limits)]
+    exported = tiny_t5_export(demo)
+    texts = _texts(demo)[:6]
+    batch = dict(tokenizer(texts, padding=True, return_tensors="np"))
+    together = _decode(exported, batch, 8, eos_id=2)
+    alone = [_decode(exported, dict(tokenizer([t], return_tensors="np")), 8, eos_id=2)[0] for t in texts]
+    assert together == alone
+    assert [row[:3] for row in together] == _decode(exported, batch, 3, eos_id=2)
     with pytest.raises(ValueError, match="max_new_tokens"):
-        greedy_decode(*args, 0, eos_id=1, pad_id=0)
+        _decode(exported, batch, 0, eos_id=1)
 
 
 def _torch_label_probs(model, batch, label_ids: list[list[int]]) -> np.ndarray:
@@ -154,15 +161,13 @@ def test_score_labels_matches_pytorch_within_1e4(demo: str):
     path = tiny_t5(demo)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForSeq2SeqLM.from_pretrained(path).eval()
-    runners = ort_runners(tiny_t5_export(demo))
+    steps = _steps(ort_runners(tiny_t5_export(demo)))
     labels = list(shipped_spec(demo).labels) + ["not a label"]  # a multi-token candidate too
     label_ids = [tokenizer(label).input_ids for label in labels]  # label tokens + </s>
     texts = _validation_texts(demo)
     batch = tokenizer(texts, padding=True, truncation=True, max_length=512, return_tensors="np")
-    hidden = runners["encoder"]({"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]})[
-        "last_hidden_state"
-    ]
-    probs = score_labels(runners["decoder"], hidden, batch["attention_mask"], label_ids, pad_id=0)
+    hidden = steps["encoder"](dict(batch), ["last_hidden_state"])["last_hidden_state"]
+    probs = score_labels(steps["decoder"], hidden, batch["attention_mask"], label_ids, start_id=0, pad_id=0)
     expected = _torch_label_probs(model, {k: torch.from_numpy(v) for k, v in batch.items()}, label_ids)
     assert probs.shape == (len(texts), len(labels))
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)

@@ -35,7 +35,12 @@ def greedy_decode(
     start_id: int,
     num_layers: int,
 ) -> list[list[int]]:
-    """Generated token ids per row (eos included when reached, decoder start excluded)."""
+    """Generated token ids per row (eos included when reached, decoder start excluded).
+
+    Raises ValueError for ``max_new_tokens`` < 1.
+    """
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     rows = encoder_hidden_states.shape[0]
     generated: list[list[int]] = [[] for _ in range(rows)]
     first = decoder(
