@@ -78,6 +78,7 @@ def test_bench_quick_runs_end_to_end_when_given_tiny_server(triton_server, tmp_p
         assert expected in paths
     assert all(r.seq_per_s > 0 for r in result.rows)
     saved = json.loads((tmp_path / "bench.json").read_text())
+    assert len(saved["all_passes"]) >= len(saved["rows"])
     assert len(saved["goals"]) >= 5 and (tmp_path / "bench.md").read_text().startswith("# tritonize bench")
 
 

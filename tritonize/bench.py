@@ -415,6 +415,7 @@ class BenchResult:
             "rows": [r.to_dict() for r in self.rows],
             "goals": self.goals,
             "notes": self.notes,
+            "all_passes": [r.to_dict() for r in self.all_rows],
         }
 
 
