@@ -21,7 +21,18 @@ TEXT_INPUT = TensorConfig(name="TEXT", data_type="TYPE_STRING", dims=(1,))
 
 
 def batcher(model: ModelSpec, enabled: bool) -> DynamicBatching | None:
+    """The engine step's batcher: waits up to the spec's delay to fill a batch."""
     return DynamicBatching(max_queue_delay_microseconds=model.max_queue_delay_us) if enabled else None
+
+
+def python_batcher(enabled: bool) -> DynamicBatching | None:
+    """Tokenizer / postprocess batcher: takes whatever is queued, never waits.
+
+    These steps cost little per text, so waiting to fill a batch only adds latency (measured
+    on the full DistilBERT demo, 2 cores: p50 at concurrency 1 went from 20 ms to 14 ms);
+    under load the queue fills by itself and they still run many requests per execute().
+    """
+    return DynamicBatching(max_queue_delay_microseconds=0) if enabled else None
 
 
 def tokenizer_step(
@@ -36,7 +47,7 @@ def tokenizer_step(
         max_batch_size=model.max_batch_size,
         inputs=(TEXT_INPUT,),
         outputs=(ids, mask),
-        dynamic_batching=batcher(model, dynamic_batching),
+        dynamic_batching=python_batcher(dynamic_batching),
         instance_count=1,
         parameters={
             "max_input_length": str(model.max_input_length),
@@ -78,7 +89,7 @@ def postprocess_step(model: ModelSpec, name: str, num_labels: int, dynamic_batch
         max_batch_size=model.max_batch_size,
         inputs=(TensorConfig(name="logits", data_type="TYPE_FP32", dims=(num_labels,)),),
         outputs=classification_outputs(num_labels, label_filename=None),
-        dynamic_batching=batcher(model, dynamic_batching),
+        dynamic_batching=python_batcher(dynamic_batching),
         instance_kind=KIND_CPU,
     )
 

@@ -50,7 +50,7 @@ def generate_model_config(model: ModelSpec, num_labels: int, dynamic_batching: b
             TensorConfig(name="max_new_tokens", data_type="TYPE_INT32", dims=(1,), optional=True),
         ),
         outputs=outputs,
-        dynamic_batching=steps.batcher(model, dynamic_batching),
+        dynamic_batching=steps.python_batcher(dynamic_batching),
         instance_count=1,
         parameters=parameters,
     )
