@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tritonize import __version__
-from tritonize.errors import RepositoryError
+from tritonize.errors import ExportError, RepositoryError
 from tritonize.repository import layout
 from tritonize.spec import ModelSpec, Spec, Target, Task
 
@@ -57,11 +57,29 @@ class BuildOptions:
 def resolve_checkpoint(model: ModelSpec, options: BuildOptions) -> tuple[str, dict[str, Any] | None]:
     """The checkpoint to load: the spec's (hub name or path), or a local demo one."""
     if options.demo is None:
+        check_checkpoint(model.checkpoint)
         return model.checkpoint, None
     from tritonize.demo import make_demo_checkpoint
 
     path = make_demo_checkpoint(model, options.demo, options.cache_dir / "demo" / f"{model.demo}-{options.demo}")
     return str(path), {"size": options.demo, "architecture": model.demo, "path": str(path)}
+
+
+def check_checkpoint(checkpoint: str) -> None:
+    """Fail early, with one clear message, when a checkpoint cannot be read.
+
+    Raises ExportError naming the checkpoint (a hub name offline, a wrong path).
+    """
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(checkpoint)
+    except (OSError, ValueError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(
+            f"cannot load checkpoint {checkpoint!r}: {first_line} "
+            "(no hub access? pass a local path in the spec, or build the demo checkpoints with --demo tiny|full)"
+        ) from exc
 
 
 def resolve_labels(model: ModelSpec, checkpoint: str) -> tuple[str, ...]:
