@@ -365,14 +365,22 @@ def bench_models() -> list[str]:
     return [CLASSIFIER] + ([T5_SMALL] if T5_SMALL in names else [])
 
 
+def _newest_source() -> float:
+    """Modification time of the newest tritonize source file: a repository built before it is stale."""
+    package = Path(__file__).resolve().parent
+    return max((path.stat().st_mtime for path in package.rglob("*.py")), default=0.0)
+
+
 def ensure_repository(out: Path, demo: str, dynamic_batching: bool, rebuild: bool, models: list[str]) -> Path:
-    """Build the demo repository of ``models`` into ``out``, or reuse it when it already matches."""
+    """Build the demo repository of ``models`` into ``out``, or reuse it when it matches and is newer
+    than every tritonize source file (a code change rebuilds it)."""
     from tritonize.builder import BuildOptions, build
     from tritonize.spec import load_spec
 
     report = _read_report(out)
     matches = report.get("demo") == demo and report.get("dynamic_batching") == dynamic_batching
-    if not rebuild and matches and set(models) <= set(report.get("models", {})):
+    fresh = matches and (out / "build_report.json").stat().st_mtime > _newest_source()
+    if not rebuild and fresh and set(models) <= set(report.get("models", {})):
         logger.info("reusing %s", out)
         return out
     state = "on" if dynamic_batching else "off"
