@@ -28,9 +28,9 @@ from tritonize.client import (
     DEFAULT_MODEL,
     DEFAULT_URLS,
     check_protocol,
+    make_request,
     parse_classification,
     parse_top_k,
-    to_text_input,
     wrap_error,
 )
 from tritonize.errors import RequestTimeoutError
@@ -167,18 +167,6 @@ class AsyncTritonizeClient:
         except Exception:  # noqa: BLE001 - not ready is an answer here
             return False
 
-    def _inputs(self, texts: Sequence[str | bytes], extra_inputs: dict[str, np.ndarray] | None) -> list[Any]:
-        from tritonclient.utils import np_to_triton_dtype
-
-        data = to_text_input(texts)
-        inputs = [self._module.InferInput("TEXT", list(data.shape), "BYTES")]
-        inputs[0].set_data_from_numpy(data)
-        for name, array in (extra_inputs or {}).items():
-            tensor = self._module.InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
-            tensor.set_data_from_numpy(array)
-            inputs.append(tensor)
-        return inputs
-
     async def infer_raw(
         self,
         model: str,
@@ -189,11 +177,8 @@ class AsyncTritonizeClient:
     ) -> dict[str, np.ndarray]:
         """One inference request with ``TEXT`` (plus extra inputs); returns output arrays by name."""
         client = self._connection()
-        inputs = self._inputs(texts, extra_inputs)
         names = list(outputs)
-        requested = [
-            self._module.InferRequestedOutput(n, class_count=class_count if n == "PROBABILITIES" else 0) for n in names
-        ]
+        inputs, requested = make_request(self._module, texts, names, class_count, extra_inputs)
         result = await self._call(model, lambda: client.infer(model, inputs, outputs=requested))
         return {n: result.as_numpy(n) for n in names}
 

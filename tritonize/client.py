@@ -151,15 +151,8 @@ class TritonizeClient:
         extra_inputs: dict[str, np.ndarray] | None = None,
     ) -> dict[str, np.ndarray]:
         """One inference request with ``TEXT`` (plus extra inputs); returns output arrays by name."""
-        data = to_text_input(texts)
-        inputs = [self._module.InferInput("TEXT", list(data.shape), "BYTES")]
-        inputs[0].set_data_from_numpy(data)
-        for name, array in (extra_inputs or {}).items():
-            tensor = self._module.InferInput(name, list(array.shape), _triton_dtype(array))
-            tensor.set_data_from_numpy(array)
-            inputs.append(tensor)
         names = list(outputs)
-        requested = [self._module.InferRequestedOutput(n, class_count=class_count if n == "PROBABILITIES" else 0) for n in names]
+        inputs, requested = make_request(self._module, texts, names, class_count, extra_inputs)
         kwargs = {"client_timeout": self.timeout} if self.protocol == "grpc" else {}
         result = self._call(model, self._client.infer, model, inputs, outputs=requested, **kwargs)
         return {n: result.as_numpy(n) for n in names}
@@ -209,10 +202,28 @@ class TritonizeClient:
         self.close()
 
 
-def _triton_dtype(array: np.ndarray) -> str:
+def make_request(
+    module: Any,
+    texts: Sequence[str | bytes],
+    outputs: list[str],
+    class_count: int = 0,
+    extra_inputs: dict[str, np.ndarray] | None = None,
+) -> tuple[list[Any], list[Any]]:
+    """(inputs, requested outputs) for ``tritonclient.http`` / ``.grpc`` (or their aio twins).
+
+    ``class_count`` applies to ``PROBABILITIES``, the output with a ``label_filename``.
+    """
     from tritonclient.utils import np_to_triton_dtype
 
-    return np_to_triton_dtype(array.dtype)
+    data = to_text_input(texts)
+    inputs = [module.InferInput("TEXT", list(data.shape), "BYTES")]
+    inputs[0].set_data_from_numpy(data)
+    for name, array in (extra_inputs or {}).items():
+        tensor = module.InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
+        tensor.set_data_from_numpy(array)
+        inputs.append(tensor)
+    requested = [module.InferRequestedOutput(n, class_count=class_count if n == "PROBABILITIES" else 0) for n in outputs]
+    return inputs, requested
 
 
 def classify(
