@@ -151,6 +151,9 @@ BUILDERS = {Task.TEXT_CLASSIFICATION: build_classification, Task.TEXT2TEXT_GENER
 
 def build(options: BuildOptions) -> dict[str, Any]:
     """Build every deployment of the spec into ``options.out``; returns (and writes) the report."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # per-shard bars drown the build log
     options.out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
         "tritonize_version": __version__,
