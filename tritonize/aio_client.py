@@ -28,6 +28,7 @@ from tritonize.client import (
     DEFAULT_MODEL,
     DEFAULT_URLS,
     check_protocol,
+    decode_text,
     make_request,
     parse_classification,
     parse_top_k,
@@ -228,14 +229,10 @@ class AsyncTritonizeClient:
             if max_new_tokens is not None:
                 extra["max_new_tokens"] = np.full((len(chunk), 1), max_new_tokens, dtype=np.int32)
             out = await self.infer_raw(model, chunk, ["GENERATED_TEXT"], extra_inputs=extra)
-            return [{"generated_text": _text(t)} for t in out["GENERATED_TEXT"].reshape(-1)]
+            return [{"generated_text": decode_text(t)} for t in out["GENERATED_TEXT"].reshape(-1)]
 
         parts = await map_concurrent(chunks, one, max(1, len(chunks)))
         return [item for part in parts for item in part]
-
-
-def _text(item: Any) -> str:
-    return item.decode("utf-8") if isinstance(item, bytes) else str(item)
 
 
 async def map_concurrent(items: Sequence[T], fn: Callable[[T], Awaitable[R]], concurrency: int) -> list[R]:

@@ -42,13 +42,14 @@ def to_text_input(texts: Sequence[str | bytes]) -> np.ndarray:
     return np.array(items, dtype=np.object_).reshape(-1, 1)
 
 
-def _decode(item: Any) -> str:
+def decode_text(item: Any) -> str:
+    """A BYTES tensor element as str."""
     return item.decode("utf-8") if isinstance(item, bytes) else str(item)
 
 
 def parse_classification(label: np.ndarray, score: np.ndarray) -> list[dict[str, Any]]:
     """LABEL [n,1] + SCORE [n,1] -> ``[{'label': ..., 'score': ...}]``."""
-    return [{"label": _decode(lab), "score": float(s)} for lab, s in zip(label.reshape(-1), score.reshape(-1))]
+    return [{"label": decode_text(lab), "score": float(s)} for lab, s in zip(label.reshape(-1), score.reshape(-1))]
 
 
 def parse_top_k(classes: np.ndarray) -> list[list[dict[str, Any]]]:
@@ -57,7 +58,7 @@ def parse_top_k(classes: np.ndarray) -> list[list[dict[str, Any]]]:
     for row in classes.reshape(classes.shape[0], -1):
         entries = []
         for item in row:
-            score, _index, label = _decode(item).split(":", 2)
+            score, _index, label = decode_text(item).split(":", 2)
             entries.append({"label": label, "score": float(score)})
         rows.append(entries)
     return rows
@@ -186,7 +187,7 @@ class TritonizeClient:
             if max_new_tokens is not None:
                 extra["max_new_tokens"] = np.full((len(chunk), 1), max_new_tokens, dtype=np.int32)
             out = self.infer_raw(model, chunk, ["GENERATED_TEXT"], extra_inputs=extra)
-            results.extend({"generated_text": _decode(t)} for t in out["GENERATED_TEXT"].reshape(-1))
+            results.extend({"generated_text": decode_text(t)} for t in out["GENERATED_TEXT"].reshape(-1))
         return results
 
     def close(self) -> None:

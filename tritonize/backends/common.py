@@ -7,7 +7,10 @@ bad request with an error response that names the problem, without failing the w
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
+
+LABELS_FILE = "labels.txt"  # in the model directory; also the ensemble's label_filename
 
 
 class RequestError(ValueError):
@@ -31,6 +34,12 @@ def error_response(pb_utils: Any, message: str) -> Any:
     except (AttributeError, TypeError):
         error = pb_utils.TritonError(message)
     return pb_utils.InferenceResponse(output_tensors=[], error=error)
+
+
+def read_labels(model_dir: str) -> list[str]:
+    """The generated ``labels.txt`` of a model directory, one label per line."""
+    with open(os.path.join(model_dir, LABELS_FILE), encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f if line.strip()]
 
 
 def split_rows(array: Any, sizes: list[int]) -> list[Any]:

@@ -8,18 +8,19 @@ Hugging Face text-classification pipeline's (``function_to_apply="softmax"``).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
 
 try:
+    from tritonize_backend_common import read_labels
+except ImportError:
+    from tritonize.backends.common import read_labels
+
+try:
     import triton_python_backend_utils as pb_utils
 except ImportError:
     pb_utils = None
-
-LABELS_FILE = "labels.txt"
-
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     x = logits.astype(np.float64)
@@ -38,14 +39,9 @@ def postprocess(logits: np.ndarray, labels: list[str]) -> dict[str, np.ndarray]:
     }
 
 
-def read_labels(path: str) -> list[str]:
-    with open(path, encoding="utf-8") as f:
-        return [line.rstrip("\n") for line in f if line.strip()]
-
-
 class TritonPythonModel:
     def initialize(self, args: dict[str, Any]) -> None:
-        self.labels = read_labels(os.path.join(args["model_repository"], LABELS_FILE))
+        self.labels = read_labels(args["model_repository"])
 
     def execute(self, requests: list[Any]) -> list[Any]:
         # One softmax over the whole list: concatenate, compute, split.

@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 
 try:
-    from tritonize_backend_common import RequestError, error_response, model_parameters
+    from tritonize_backend_common import LABELS_FILE, RequestError, error_response, model_parameters, read_labels
     from tritonize_backend_t5_decoding import greedy_decode, label_token_ids, score_labels
     from tritonize_backend_tokenize_step import TokenizerSettings, decode_texts, load_tokenizer, pad_batch
 except ImportError:
-    from tritonize.backends.common import RequestError, error_response, model_parameters
+    from tritonize.backends.common import LABELS_FILE, RequestError, error_response, model_parameters, read_labels
     from tritonize.backends.t5_decoding import greedy_decode, label_token_ids, score_labels
     from tritonize.backends.tokenize_step import TokenizerSettings, decode_texts, load_tokenizer, pad_batch
 
@@ -34,7 +34,6 @@ except ImportError:
 
 GENERATION_OUTPUTS = ("GENERATED_TEXT", "OUTPUT_IDS")
 SCORING_OUTPUTS = ("LABEL", "SCORE", "PROBABILITIES")
-LABELS_FILE = "labels.txt"
 
 
 def parse_max_new_tokens(value: np.ndarray | None, rows: int, default: int, limit: int) -> list[int]:
@@ -91,11 +90,8 @@ class TritonPythonModel:
         self.encoder = StepCaller(params["encoder_model"], step_batch)
         self.decoder = StepCaller(params["decoder_model"], step_batch)
         self.decoder_with_past = StepCaller(params["decoder_with_past_model"], step_batch)
-        labels_path = os.path.join(args["model_repository"], LABELS_FILE)
-        self.labels: list[str] = []
-        if os.path.exists(labels_path):
-            with open(labels_path, encoding="utf-8") as f:
-                self.labels = [line.rstrip("\n") for line in f if line.strip()]
+        has_labels = os.path.exists(os.path.join(args["model_repository"], LABELS_FILE))
+        self.labels = read_labels(args["model_repository"]) if has_labels else []
         self.label_ids = label_token_ids(self.tokenizer, self.labels) if self.labels else []
 
     def _parse(self, request: Any) -> tuple[list[str], list[int], set[str]]:

@@ -83,7 +83,7 @@ def write_classification(
     layout.write_labels(repository / model.name, artifacts.labels)
     layout.write_labels(repository / names.postprocess, artifacts.labels)
     layout.install_python_model(repository, names.tokenizer, "tokenize_step")
-    layout.copy_file(artifacts.tokenizer_json, layout.version_dir(repository, names.tokenizer), "tokenizer.json")
+    layout.copy_file(artifacts.tokenizer_json, layout.version_dir(repository, names.tokenizer), layout.TOKENIZER_FILE)
     layout.install_python_model(repository, names.postprocess, "postprocess_step")
     if target is Target.EMBEDDED:
         layout.install_python_model(repository, names.model, "onnx_runner")

@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from tritonize.backends.common import LABELS_FILE
+from tritonize.backends.onnx_runner import MODEL_FILE as ONNX_FILE
+from tritonize.backends.tokenize_step import TOKENIZER_FILE
 from tritonize.spec import Target
+
+__all__ = ["LABELS_FILE", "ONNX_FILE", "TOKENIZER_FILE"]  # re-exported: the backends own these names
 
 VERSION = "1"
 REPORT_FILE = "build_report.json"
-LABELS_FILE = "labels.txt"  # also tritonize.backends.postprocess_step.LABELS_FILE
-ONNX_FILE = "model.onnx"  # also tritonize.backends.onnx_runner.MODEL_FILE
 PLAN_FILE = "model.plan"
 HELPER_PREFIX = "tritonize_backend_"  # helper modules sit beside model.py under this prefix
 

@@ -96,7 +96,7 @@ def write_text2text(
     configs = text2text_configs(model, target, graphs, parameters, len(labels), dynamic_batching)
     written = [write_config(c, repository) for c in configs]
     entry = layout.install_python_model(repository, model.name, "t5_generate", helpers=("tokenize_step", "t5_decoding"))
-    layout.copy_file(tokenizer_json, entry.parent, "tokenizer.json")
+    layout.copy_file(tokenizer_json, entry.parent, layout.TOKENIZER_FILE)
     if labels:
         layout.write_labels(repository / model.name, labels)
     for component in COMPONENTS:
