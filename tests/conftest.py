@@ -33,7 +33,7 @@ def tritonize_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def demo_repository(tmp_path_factory: pytest.TempPathFactory, tritonize_cache: Path) -> Path:
     """The tiny demo repository of the shipped spec, target embedded."""
-    from tritonize.builder import BuildOptions, build
+    from tritonize.pipeline import BuildOptions, build
     from tritonize.spec import load_spec
 
     out = tmp_path_factory.mktemp("repo") / "model_repository"

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from tritonize.cli import main
 from tritonize.repository.triton_config import parse_pbtxt
 
@@ -51,12 +49,3 @@ def test_build_fails_clearly_when_checkpoint_cannot_be_loaded(tmp_path: Path, ca
     assert main(["build", "--spec", str(spec), "--out", str(tmp_path / "repo")]) == 1
     err = capsys.readouterr().err
     assert "cannot load checkpoint" in err and "no-such-checkpoint" in err and "--demo" in err
-
-
-def test_build_options_reject_gpu_target_here(tmp_path: Path):
-    from tritonize.builder import BuildOptions
-    from tritonize.errors import RepositoryError
-    from tritonize.spec import Target, load_spec
-
-    with pytest.raises(RepositoryError, match="TensorRT"):
-        BuildOptions(spec=load_spec(), out=tmp_path, target=Target.GPU)

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from tritonize.errors import RepositoryError
-from tritonize.repository.classification import ClassificationArtifacts, classification_configs, write_classification
+from tritonize.repository.artifacts import ClassificationArtifacts, StepFiles
+from tritonize.repository.classification import classification_configs, write_classification
 from tritonize.repository.triton_config import (
     EnsembleStep,
     TensorConfig,
@@ -42,8 +43,9 @@ def test_classification_configs_model_step_backend_per_target():
     backends = {t: _by_name(classification_configs(MODEL, t, 6, 0))["distilbert_emotion_model"] for t in Target}
     assert backends[Target.EMBEDDED].backend == "python"
     assert backends[Target.CPU].backend == "onnxruntime"
-    assert backends[Target.GPU].backend == "tensorrt"
-    assert parse_pbtxt(to_pbtxt(backends[Target.GPU])).instance_group[0].kind == 1  # KIND_GPU
+    gpu = parse_pbtxt(to_pbtxt(backends[Target.GPU]))
+    assert gpu.platform == "tensorrt_plan" and not gpu.backend and gpu.default_model_filename == "model.plan"
+    assert gpu.instance_group[0].kind == 1 and gpu.instance_group[0].count == MODEL.instances  # KIND_GPU
 
 
 def test_ensemble_contract_parsed_back():
@@ -111,7 +113,10 @@ def test_write_classification_lays_out_repository(tmp_path: Path):
     onnx.write_bytes(b"onnx")
     labels = ("sadness", "joy", "love", "anger", "fear", "surprise")
     repo = tmp_path / "repo"
-    art = ClassificationArtifacts(labels=labels, pad_token_id=0, tokenizer_json=tok, engine=onnx)
+    from tritonize.export.tensors import sequence_classification_graph
+
+    step = StepFiles(graph=sequence_classification_graph(6), files={"model.onnx": onnx})
+    art = ClassificationArtifacts(labels=labels, pad_token_id=0, tokenizer_json=tok, model=step)
     write_classification(repo, MODEL, Target.EMBEDDED, art)
     assert (repo / "distilbert_emotion" / "labels.txt").read_text().split() == list(labels)
     assert (repo / "distilbert_emotion" / "1").is_dir()

@@ -374,7 +374,7 @@ def _newest_source() -> float:
 def ensure_repository(out: Path, demo: str, dynamic_batching: bool, rebuild: bool, models: list[str]) -> Path:
     """Build the demo repository of ``models`` into ``out``, or reuse it when it matches and is newer
     than every tritonize source file (a code change rebuilds it)."""
-    from tritonize.builder import BuildOptions, build
+    from tritonize.pipeline import BuildOptions, build
     from tritonize.spec import load_spec
 
     report = _read_report(out)
@@ -487,7 +487,7 @@ def _measure_static(result: BenchResult, repository: Path, texts: list[str], log
 
 
 def _repo_dir(config: BenchConfig, dynamic: bool) -> Path:
-    from tritonize.builder import default_cache_dir
+    from tritonize.cache import default_cache_dir
 
     return default_cache_dir() / "bench" / config.demo / ("repo-dynamic" if dynamic else "repo-static")
 

@@ -97,6 +97,12 @@ def builtin_reviews() -> list[Example]:
     return load_corpus(DATA_DIR / REVIEWS_FILE)
 
 
+def builtin_for_labels(labels: tuple[str, ...]) -> list[Example]:
+    """The built-in corpus whose labels overlap ``labels`` most (emotion on a tie)."""
+    corpora = [builtin_emotion(), builtin_reviews()]
+    return max(corpora, key=lambda examples: len({e.label for e in examples} & set(labels)))
+
+
 def shared_data_path(*parts: str) -> Path | None:
     """``<repo root>/../shared/data/<parts>`` if it exists, else ``None``.
 

@@ -147,7 +147,7 @@ class EmbeddedServer:
     """
 
     def __init__(self, config: ServerConfig, cache_dir: Path | None = None) -> None:
-        from tritonize.builder import default_cache_dir
+        from tritonize.cache import default_cache_dir
 
         self.config = config
         self.cache_dir = cache_dir or default_cache_dir()

@@ -39,10 +39,21 @@ class Target(str, enum.Enum):
 class Precision(str, enum.Enum):
     FP32 = "fp32"
     FP16 = "fp16"
+    BF16 = "bf16"
     INT8 = "int8"
 
 
 _DEFAULT_PRECISION = {Target.EMBEDDED: Precision.FP32, Target.CPU: Precision.FP32, Target.GPU: Precision.FP16}
+# What each target can compile: ONNX Runtime on CPU runs FP32 or dynamically quantized INT8
+# graphs; TensorRT builds FP32/FP16/BF16 engines (INT8 engines would need calibration data).
+SUPPORTED_PRECISIONS = {
+    Target.EMBEDDED: (Precision.FP32, Precision.INT8),
+    Target.CPU: (Precision.FP32, Precision.INT8),
+    Target.GPU: (Precision.FP32, Precision.FP16, Precision.BF16),
+}
+# Max |engine - FP32 ONNX| of the validated outputs, per engine precision. FP32 engines may use
+# TF32 on Ampere and later, so even they are not bit-exact; BF16 keeps 8 mantissa bits.
+_DEFAULT_ENGINE_TOLERANCE = {Precision.FP32: 1e-2, Precision.FP16: 1e-1, Precision.BF16: 2.5e-1}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,6 +80,10 @@ class ModelSpec:
     max_new_tokens: int = 1
     max_new_tokens_limit: int = 32
     tolerance: float = 1e-4
+    opt_batch_size: int | None = None  # TensorRT profile opt / preferred batch; None = max_batch_size
+    workspace_mb: int = 2048  # TensorRT builder WORKSPACE memory pool
+    engine_tolerance: dict[Precision, float] = field(default_factory=lambda: dict(_DEFAULT_ENGINE_TOLERANCE))
+    min_agreement: float = 0.99  # top-1 (classifier) / token (T5) agreement a faster graph must keep
     source: str = "<spec>"
 
     def __post_init__(self) -> None:
@@ -118,6 +133,32 @@ class ModelSpec:
                 "tolerance",
                 f"must be in (0, 1e-2): a larger one would switch the check off, got {self.tolerance}",
             ),
+            (
+                self.opt_batch_size is not None and not 1 <= self.opt_batch_size <= self.max_batch_size,
+                "opt_batch_size",
+                f"must be in 1..max_batch_size ({self.max_batch_size}), got {self.opt_batch_size}",
+            ),
+            (self.workspace_mb < 64, "workspace_mb", f"must be >= 64 MiB, got {self.workspace_mb}"),
+            (
+                not all(0 < t < 1 for t in self.engine_tolerance.values()),
+                "engine_tolerance",
+                f"every tolerance must be in (0, 1): a larger one would switch the check off, got "
+                f"{ {p.value: t for p, t in self.engine_tolerance.items()} }",
+            ),
+            (
+                not 0.5 <= self.min_agreement <= 1,
+                "min_agreement",
+                f"must be in [0.5, 1], got {self.min_agreement}",
+            ),
+            *(
+                (
+                    precision not in SUPPORTED_PRECISIONS[target],
+                    f"precision.{target.value}",
+                    f"{precision.value} is not supported on the {target.value} target; "
+                    f"choose one of {[p.value for p in SUPPORTED_PRECISIONS[target]]}",
+                )
+                for target, precision in self.precision.items()
+            ),
         ]
         return [(name, problem) for broken, name, problem in rules if broken]
 
@@ -132,6 +173,11 @@ class ModelSpec:
             if bucket >= length:
                 return bucket
         return self.length_buckets[-1]
+
+    @property
+    def profile_opt_batch(self) -> int:
+        """The batch size TensorRT tunes for and the dynamic batcher prefers."""
+        return self.opt_batch_size or self.max_batch_size
 
     def with_checkpoint(self, checkpoint: str) -> ModelSpec:
         return dataclasses.replace(self, checkpoint=checkpoint)
@@ -178,7 +224,11 @@ _SCALAR_TYPES: dict[str, type | tuple[type, ...]] = {
     "max_new_tokens": int,
     "max_new_tokens_limit": int,
     "tolerance": (int, float),
+    "opt_batch_size": int,
+    "workspace_mb": int,
+    "min_agreement": (int, float),
 }
+_FLOAT_FIELDS = ("tolerance", "min_agreement")
 
 
 def _parse_enum(enum_type: type[enum.Enum], value: Any, source: str, field_name: str) -> Any:
@@ -199,29 +249,54 @@ def _parse_model(raw: dict[str, Any], source: str, index: int) -> ModelSpec:
             raise SpecError(source, f"{label}.{required}", "is required")
     kwargs: dict[str, Any] = {"source": source}
     for key, value in raw.items():
-        where = f"{label}.{key}"
-        if key == "task":
-            kwargs[key] = _parse_enum(Task, value, source, where)
-        elif key == "precision":
-            if not isinstance(value, dict):
-                raise SpecError(source, where, "must be a table of target = precision")
-            precision = dict(_DEFAULT_PRECISION)
-            for target, prec in value.items():
-                precision[_parse_enum(Target, target, source, f"{where}.{target}")] = _parse_enum(
-                    Precision, prec, source, f"{where}.{target}"
-                )
-            kwargs[key] = precision
-        elif key in _TUPLE_FIELDS:
-            item_type = _TUPLE_FIELDS[key]
-            if not isinstance(value, list) or not all(isinstance(v, item_type) and not isinstance(v, bool) for v in value):
-                raise SpecError(source, where, f"must be a list of {item_type.__name__}, got {value!r}")
-            kwargs[key] = tuple(value)
-        else:
-            expected = _SCALAR_TYPES[key]
-            if not isinstance(value, expected) or isinstance(value, bool):
-                raise SpecError(source, where, f"must be of type {getattr(expected, '__name__', 'number')}, got {value!r}")
-            kwargs[key] = float(value) if key == "tolerance" else value
+        kwargs[key] = _parse_value(key, value, source, f"{label}.{key}")
     return ModelSpec(**kwargs)
+
+
+def _parse_value(key: str, value: Any, source: str, where: str) -> Any:
+    """One field's TOML value as ModelSpec takes it. Raises SpecError naming the field."""
+    if key == "task":
+        return _parse_enum(Task, value, source, where)
+    if key in _TABLE_FIELDS:
+        return _TABLE_FIELDS[key](value, source, where)
+    if key in _TUPLE_FIELDS:
+        item_type = _TUPLE_FIELDS[key]
+        if not isinstance(value, list) or not all(isinstance(v, item_type) and not isinstance(v, bool) for v in value):
+            raise SpecError(source, where, f"must be a list of {item_type.__name__}, got {value!r}")
+        return tuple(value)
+    expected = _SCALAR_TYPES[key]
+    if not isinstance(value, expected) or isinstance(value, bool):
+        raise SpecError(source, where, f"must be of type {getattr(expected, '__name__', 'number')}, got {value!r}")
+    return float(value) if key in _FLOAT_FIELDS else value
+
+
+def _parse_precision(value: Any, source: str, where: str) -> dict[Target, Precision]:
+    """``{ gpu = "fp16" }``: overrides the default precision of the targets it names."""
+    if not isinstance(value, dict):
+        raise SpecError(source, where, "must be a table of target = precision")
+    precision = dict(_DEFAULT_PRECISION)
+    for target, prec in value.items():
+        key = f"{where}.{target}"
+        precision[_parse_enum(Target, target, source, key)] = _parse_enum(Precision, prec, source, key)
+    return precision
+
+
+def _parse_engine_tolerance(value: Any, source: str, where: str) -> dict[Precision, float]:
+    """``{ fp16 = 0.05 }``: overrides the default tolerance of the precisions it names."""
+    if not isinstance(value, dict):
+        raise SpecError(source, where, "must be a table of precision = tolerance")
+    tolerances = dict(_DEFAULT_ENGINE_TOLERANCE)
+    for name, tolerance in value.items():
+        precision = _parse_enum(Precision, name, source, f"{where}.{name}")
+        if precision not in tolerances:
+            raise SpecError(source, f"{where}.{name}", f"engines are built in {[p.value for p in tolerances]} only")
+        if not isinstance(tolerance, (int, float)) or isinstance(tolerance, bool):
+            raise SpecError(source, f"{where}.{name}", f"must be a number, got {tolerance!r}")
+        tolerances[precision] = float(tolerance)
+    return tolerances
+
+
+_TABLE_FIELDS = {"precision": _parse_precision, "engine_tolerance": _parse_engine_tolerance}
 
 
 def parse_spec(text: str, source: str = "<spec>") -> Spec:

@@ -1,4 +1,4 @@
-"""``tritonize build``: write a Triton model repository from the spec."""
+"""``tritonize build``: write a Triton model repository from the spec (or print the gpu build plan)."""
 
 from __future__ import annotations
 
@@ -13,24 +13,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("build", help="build a Triton model repository from the model spec")
     p.add_argument("--spec", type=Path, default=None, help="spec TOML (default: the one shipped, tritonize/models.toml)")
     p.add_argument("--demo", choices=["tiny", "full"], default=None, help="build local demo checkpoints instead of the hub ones")
-    p.add_argument("--target", choices=["embedded", "cpu"], default="embedded", help="where the model step runs")
+    p.add_argument("--target", choices=[t.value for t in Target], default="embedded", help="where the model step runs")
     p.add_argument("--out", type=Path, default=Path("model_repository"), help="repository directory")
-    p.add_argument("--model", action="append", default=None, help="build only this deployment (repeatable)")
+    p.add_argument("--model", action="append", default=None, help="rebuild only this deployment (repeatable); "
+                   "the others in --out are kept and the build report is merged")
     p.add_argument("--no-dynamic-batching", action="store_true", help="turn the dynamic batcher off (for benchmarks)")
+    p.add_argument("--plan", action="store_true", help="print the gpu target's engine profiles and precision plans "
+                   "(dry run: nothing is exported or written)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tritonize.builder import BuildOptions, build
+    from tritonize.pipeline import BuildOptions, build, plan
 
-    spec = load_spec(args.spec).select(args.model)
     options = BuildOptions(
-        spec=spec,
+        spec=load_spec(args.spec),
         out=args.out,
         target=Target(args.target),
         demo=args.demo,
+        only=tuple(args.model or ()),
         dynamic_batching=not args.no_dynamic_batching,
     )
+    if args.plan:
+        for deployment, plans in plan(options).items():
+            print(f"{deployment}:")
+            for engine in plans.values():
+                print(engine.describe())
+        return 0
     report = build(options)
     summary = {name: entry.get("validation", {}) for name, entry in report["models"].items()}
     print(f"repository written to {args.out} (report: {args.out / 'build_report.json'})")

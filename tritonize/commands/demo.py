@@ -34,8 +34,8 @@ def _free_or_default(default: int) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tritonize.builder import BuildOptions, build
     from tritonize.client import TritonizeClient
+    from tritonize.pipeline import BuildOptions, build
     from tritonize.server import EmbeddedServer, ServerConfig
     from tritonize.spec import load_spec
 

@@ -88,10 +88,9 @@ def training_examples(labels: tuple[str, ...]) -> list[tuple[str, str]]:
     Corpus labels that are not in ``labels`` are mapped onto them by position, so any label
     set still gets input-dependent training targets.
     """
-    from tritonize.corpus import builtin_emotion, builtin_reviews
+    from tritonize.corpus import builtin_for_labels
 
-    corpora = [builtin_emotion(), builtin_reviews()]
-    corpus = max(corpora, key=lambda examples: len({e.label for e in examples} & set(labels)))
+    corpus = builtin_for_labels(labels)
     corpus_labels = list(dict.fromkeys(e.label for e in corpus))
     mapping = {lab: lab if lab in labels else labels[i % len(labels)] for i, lab in enumerate(corpus_labels)}
     return [(e.text, mapping[e.label]) for e in corpus]

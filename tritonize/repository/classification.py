@@ -8,11 +8,11 @@ tritonserver 2.51 to work on an ensemble output.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from tritonize.export.tensors import sequence_classification_graph
 from tritonize.repository import layout, steps
+from tritonize.repository.artifacts import ClassificationArtifacts
 from tritonize.repository.triton_config import (
     EnsembleStep,
     TritonModelConfig,
@@ -20,16 +20,6 @@ from tritonize.repository.triton_config import (
     write_config,
 )
 from tritonize.spec import ModelSpec, Target
-
-
-@dataclass(frozen=True, kw_only=True)
-class ClassificationArtifacts:
-    """Files a classification deployment is assembled from."""
-
-    labels: tuple[str, ...]
-    pad_token_id: int
-    tokenizer_json: Path
-    engine: Path | None  # model.onnx (embedded, cpu) or model.plan (gpu); None = placed later
 
 
 def classification_configs(
@@ -85,8 +75,5 @@ def write_classification(
     layout.install_python_model(repository, names.tokenizer, "tokenize_step")
     layout.copy_file(artifacts.tokenizer_json, layout.version_dir(repository, names.tokenizer), layout.TOKENIZER_FILE)
     layout.install_python_model(repository, names.postprocess, "postprocess_step")
-    if target is Target.EMBEDDED:
-        layout.install_python_model(repository, names.model, "onnx_runner")
-    if artifacts.engine is not None:
-        layout.copy_file(artifacts.engine, layout.version_dir(repository, names.model), layout.engine_file(target))
+    layout.install_engine_step(repository, names.model, target, artifacts.model)
     return written

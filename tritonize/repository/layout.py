@@ -14,13 +14,15 @@ from pathlib import Path
 from tritonize.backends.common import LABELS_FILE
 from tritonize.backends.onnx_runner import MODEL_FILE as ONNX_FILE
 from tritonize.backends.tokenize_step import TOKENIZER_FILE
+from tritonize.repository.artifacts import StepFiles
 from tritonize.spec import Target
 
 __all__ = ["LABELS_FILE", "ONNX_FILE", "TOKENIZER_FILE"]  # re-exported: the backends own these names
 
 VERSION = "1"
 REPORT_FILE = "build_report.json"
-PLAN_FILE = "model.plan"
+PLAN_FILE = "model.plan"  # Triton's default file name for platform tensorrt_plan
+BUILD_INFO_FILE = "build_info.json"  # beside every engine: what built it (tritonize.engines.build_info)
 HELPER_PREFIX = "tritonize_backend_"  # helper modules sit beside model.py under this prefix
 
 
@@ -84,3 +86,12 @@ def copy_file(src: Path, dst_dir: Path, name: str | None = None) -> Path:
 
 def engine_file(target: Target) -> str:
     return PLAN_FILE if target is Target.GPU else ONNX_FILE
+
+
+def install_engine_step(repository: Path, model_name: str, target: Target, step: StepFiles) -> None:
+    """The model step's version directory: the ORT runner (embedded target) and the step's files."""
+    if target is Target.EMBEDDED:
+        install_python_model(repository, model_name, "onnx_runner")
+    version = version_dir(repository, model_name)
+    for name, src in step.files.items():
+        copy_file(src, version, name)

@@ -18,11 +18,19 @@ from tritonize.repository.triton_config import (
 from tritonize.spec import ModelSpec, Target
 
 TEXT_INPUT = TensorConfig(name="TEXT", data_type="TYPE_STRING", dims=(1,))
+TENSORRT_PLATFORM = "tensorrt_plan"
 
 
-def batcher(model: ModelSpec, enabled: bool) -> DynamicBatching | None:
-    """The engine step's batcher: waits up to the spec's delay to fill a batch."""
-    return DynamicBatching(max_queue_delay_microseconds=model.max_queue_delay_us) if enabled else None
+def batcher(model: ModelSpec, enabled: bool, target: Target = Target.EMBEDDED) -> DynamicBatching | None:
+    """The engine step's batcher: waits up to the spec's delay to fill a batch.
+
+    On the gpu target it prefers the TensorRT profile's opt batch and the profile's max (both
+    inside the profile, so every batch it forms is a shape the engine was built for).
+    """
+    if not enabled:
+        return None
+    preferred = tuple(sorted({model.profile_opt_batch, model.max_batch_size})) if target is Target.GPU else ()
+    return DynamicBatching(max_queue_delay_microseconds=model.max_queue_delay_us, preferred_batch_size=preferred)
 
 
 def python_batcher(enabled: bool) -> DynamicBatching | None:
@@ -70,7 +78,7 @@ def engine_step(
         max_batch_size=model.max_batch_size,
         inputs=inputs,
         outputs=outputs,
-        dynamic_batching=batcher(model, dynamic_batching),
+        dynamic_batching=batcher(model, dynamic_batching, target),
         instance_count=model.instances,
     )
     if target is Target.EMBEDDED:
@@ -78,7 +86,7 @@ def engine_step(
     if target is Target.CPU:
         return TritonModelConfig(backend="onnxruntime", default_model_filename=ONNX_FILE, **common)
     return TritonModelConfig(
-        backend="tensorrt", default_model_filename=PLAN_FILE, instance_kind=KIND_GPU, **common
+        platform=TENSORRT_PLATFORM, default_model_filename=PLAN_FILE, instance_kind=KIND_GPU, **common
     )
 
 

@@ -19,19 +19,14 @@ an ensemble's static DAG cannot express.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import Any
 
+from tritonize.export.tensors import T5_COMPONENTS as COMPONENTS
 from tritonize.export.tensors import GraphDecl
 from tritonize.repository import layout, steps
+from tritonize.repository.artifacts import Text2TextArtifacts
 from tritonize.repository.triton_config import TensorConfig, TritonModelConfig, write_config
 from tritonize.spec import ModelSpec, Target
-
-log = logging.getLogger(__name__)
-
-# Step component names; the ONNX file of each is <component>_model.onnx before it is installed.
-COMPONENTS = ("encoder", "decoder", "decoder_with_past")
 
 
 def generate_model_config(model: ModelSpec, num_labels: int, dynamic_batching: bool, parameters: dict[str, str]) -> TritonModelConfig:
@@ -85,56 +80,18 @@ def write_text2text(
     repository: Path,
     model: ModelSpec,
     target: Target,
-    graphs: dict[str, GraphDecl],
-    engines: dict[str, Path],
-    tokenizer_json: Path,
-    parameters: dict[str, str],
-    labels: tuple[str, ...],
+    artifacts: Text2TextArtifacts,
     dynamic_batching: bool = True,
 ) -> list[Path]:
+    """Write the entry model and the three engine steps; returns the config paths."""
     names = layout.StepNames(model.name)
-    configs = text2text_configs(model, target, graphs, parameters, len(labels), dynamic_batching)
+    graphs = {component: step.graph for component, step in artifacts.steps.items()}
+    configs = text2text_configs(model, target, graphs, artifacts.parameters, len(artifacts.labels), dynamic_batching)
     written = [write_config(c, repository) for c in configs]
     entry = layout.install_python_model(repository, model.name, "t5_generate", helpers=("tokenize_step", "t5_decoding"))
-    layout.copy_file(tokenizer_json, entry.parent, layout.TOKENIZER_FILE)
-    if labels:
-        layout.write_labels(repository / model.name, labels)
+    layout.copy_file(artifacts.tokenizer_json, entry.parent, layout.TOKENIZER_FILE)
+    if artifacts.labels:
+        layout.write_labels(repository / model.name, artifacts.labels)
     for component in COMPONENTS:
-        step = names.component(component)
-        if target is Target.EMBEDDED:
-            layout.install_python_model(repository, step, "onnx_runner")
-        layout.copy_file(engines[component], layout.version_dir(repository, step), layout.engine_file(target))
+        layout.install_engine_step(repository, names.component(component), target, artifacts.steps[component])
     return written
-
-
-def build_text2text_deployment(model: ModelSpec, checkpoint: str, options: Any, workdir: Path) -> dict[str, Any]:
-    """Export the three graphs, validate them, write the deployment; returns the report entry."""
-    from tritonize.builder import save_tokenizer_json, validation_texts
-    from tritonize.export.t5 import export_t5, validate_t5
-
-    tokenizer_json, pad_id = save_tokenizer_json(checkpoint, workdir / "tokenizer")
-    exported = export_t5(checkpoint, workdir / "onnx")
-    texts = validation_texts(options)
-    validation = validate_t5(checkpoint, exported, texts, model.tolerance)
-    parameters = {
-        "pad_token_id": str(pad_id),
-        "eos_token_id": str(exported.eos_token_id),
-        "decoder_start_token_id": str(exported.decoder_start_token_id),
-        "num_decoder_layers": str(exported.num_decoder_layers),
-    }
-    configs = write_text2text(
-        options.out,
-        model,
-        options.target,
-        exported.graphs,
-        exported.paths,
-        tokenizer_json,
-        parameters,
-        model.labels,
-        options.dynamic_batching,
-    )
-    return {
-        "labels": list(model.labels),
-        "validation": validation,
-        "configs": [str(p.relative_to(options.out)) for p in configs],
-    }

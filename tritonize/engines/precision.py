@@ -1,0 +1,219 @@
+"""Precision plans: which precision each engine is built in, and which layers stay FP32.
+
+One table (:func:`precision_plan`), one line of reason per rule. The spec's ``precision.gpu``
+is a request; the plan honours it unless the architecture or the GPU rules it out:
+
+* DistilBERT (and other BERT-style encoders): FP16 as asked. Activations and LayerNorm stay
+  inside FP16's range; NVIDIA's BERT engines run FP16.
+* T5 v1.0 of t5-small's width: FP16 with T5's layer norm (Pow, ReduceMean, Add eps, Sqrt, Div,
+  the scaling Muls) and the residual adds kept in FP32: the layer norm squares the residual
+  stream, which grows through the layers and overflows FP16 (the pattern of NVIDIA's TensorRT
+  T5 demo, ``demo/HuggingFace/T5/export.py``).
+* Wider T5 v1.0 (t5-base and up): the same, and the encoder wholly FP32 for FP16 requests
+  ("models larger than t5-small ... cause FP16 to overflow", same demo).
+* T5 v1.1 / flan-T5 (gated GELU): never FP16 (TensorRT-LLM's enc_dec README: flan-T5 has
+  known FP16 issues, use BF16 or FP32); BF16 on compute capability >= 8.0, else FP32.
+* BF16 anywhere needs compute capability >= 8.0 (Ampere); below it the engine is FP32.
+
+On TensorRT 10.x a plan becomes ``BuilderFlag.FP16`` / ``BF16`` plus, when layers are kept in
+FP32, ``OBEY_PRECISION_CONSTRAINTS`` and per-layer precision. Those flags are deprecated from
+10.12 and removed in TensorRT 11 (networks are always strongly typed there); the build refuses
+TensorRT >= 11 with a message saying so (see :mod:`tritonize.engines.tensorrt_build`).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from tritonize.errors import EngineBuildError
+from tritonize.export.tensors import T5_ENCODER, normalized
+from tritonize.spec import Precision
+
+BF16_MIN_COMPUTE_CAPABILITY = (8, 0)
+T5_SMALL_WIDTH = 512  # d_model of t5-small; wider T5 v1.0 encoders overflow FP16
+
+# Patterns of ONNX nodes a plan may keep in FP32 (found by :func:`fp32_nodes`).
+T5_LAYER_NORM = "t5_layer_norm"
+RESIDUAL_ADD = "residual_add"
+T5_ISLANDS = (T5_LAYER_NORM, RESIDUAL_ADD)
+
+
+class Family(str, enum.Enum):
+    """Architecture families that differ in what precision they survive."""
+
+    ENCODER = "encoder"  # DistilBERT, BERT, RoBERTa classifiers
+    T5 = "t5"  # T5 v1.0 (ReLU), t5-small width
+    T5_WIDE = "t5-wide"  # T5 v1.0 wider than t5-small
+    T5_GATED = "t5-gated"  # T5 v1.1 / flan-T5 (gated GELU)
+
+
+def family_of(config: Any) -> Family:
+    """The family of a Hugging Face config. Raises EngineBuildError for an unknown model type."""
+    model_type = getattr(config, "model_type", "")
+    if model_type in ("distilbert", "bert", "roberta"):
+        return Family.ENCODER
+    if model_type == "t5":
+        gated = bool(getattr(config, "is_gated_act", False)) or str(getattr(config, "feed_forward_proj", "")).startswith(
+            "gated"
+        )
+        if gated:
+            return Family.T5_GATED
+        return Family.T5 if normalized(config, "hidden_size") <= T5_SMALL_WIDTH else Family.T5_WIDE
+    raise EngineBuildError(f"no precision rules for model type {model_type!r}")
+
+
+@dataclass(frozen=True)
+class PrecisionPlan:
+    """How one engine is built: its precision, the FP32 islands, and why."""
+
+    requested: Precision
+    precision: Precision
+    keep_fp32: tuple[str, ...] = ()
+    reason: str = ""
+
+    @property
+    def builder_flags(self) -> tuple[str, ...]:
+        """``tensorrt.BuilderFlag`` names this plan sets."""
+        flags = {Precision.FP16: ("FP16",), Precision.BF16: ("BF16",)}.get(self.precision, ())
+        return flags + (("OBEY_PRECISION_CONSTRAINTS",) if self.keep_fp32 else ())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requested": self.requested.value,
+            "precision": self.precision.value,
+            "keep_fp32": list(self.keep_fp32),
+            "builder_flags": list(self.builder_flags),
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PrecisionPlan:
+        return cls(
+            requested=Precision(data["requested"]),
+            precision=Precision(data["precision"]),
+            keep_fp32=tuple(data.get("keep_fp32", ())),
+            reason=data.get("reason", ""),
+        )
+
+
+def _bf16(requested: Precision, compute_capability: tuple[int, int] | None, why: str) -> PrecisionPlan:
+    if compute_capability is not None and tuple(compute_capability) < BF16_MIN_COMPUTE_CAPABILITY:
+        cc = ".".join(map(str, compute_capability))
+        return PrecisionPlan(requested, Precision.FP32, (), f"BF16 needs compute capability >= 8.0, this GPU is {cc}")
+    return PrecisionPlan(requested, Precision.BF16, (), why)
+
+
+def precision_plan(
+    family: Family, component: str, requested: Precision, compute_capability: tuple[int, int] | None = None
+) -> PrecisionPlan:
+    """The plan for one engine (``component`` = model / encoder / decoder / decoder_with_past).
+
+    ``compute_capability`` None plans without a GPU at hand (BF16 is then checked at build time).
+    Raises EngineBuildError for a precision the family must not be built in.
+    """
+    if requested is Precision.FP32:
+        return PrecisionPlan(requested, Precision.FP32, (), "FP32 as the spec asks")
+    if requested is Precision.BF16:
+        return _bf16(requested, compute_capability, "BF16 as the spec asks: FP32's range, no overflow")
+    if requested is not Precision.FP16:
+        raise EngineBuildError(f"TensorRT engines are built in fp32, fp16 or bf16, not {requested.value}")
+    if family is Family.ENCODER:
+        return PrecisionPlan(requested, Precision.FP16, (), "encoder classifiers stay inside FP16's range")
+    if family is Family.T5_GATED:
+        raise EngineBuildError(
+            "flan-T5 / T5 v1.1 (gated GELU) overflows in FP16 (TensorRT-LLM enc_dec README): "
+            "set its gpu precision to bf16 or fp32"
+        )
+    if family is Family.T5_WIDE and component == T5_ENCODER:
+        return PrecisionPlan(requested, Precision.FP32, (), "T5 encoders wider than t5-small overflow FP16")
+    return PrecisionPlan(
+        requested,
+        Precision.FP16,
+        T5_ISLANDS,
+        "T5 layer norm and residual adds overflow FP16: kept in FP32 (NVIDIA TensorRT T5 demo)",
+    )
+
+
+# --- finding the islands in an exported graph --------------------------------------------
+
+_LAYER_NORM_OPS = {"ReduceMean", "Add", "Sqrt", "Div", "Reciprocal", "Mul", "Cast"}
+
+
+def _index(nodes: Iterable[Any]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    producers: dict[str, Any] = {}
+    consumers: dict[str, list[Any]] = {}
+    for node in nodes:
+        for out in node.output:
+            producers[out] = node
+        for inp in node.input:
+            consumers.setdefault(inp, []).append(node)
+    return producers, consumers
+
+
+def _scalar(name: str, producers: dict[str, Any], initializers: dict[str, Any]) -> float | None:
+    """The value of a scalar constant input (a Constant node's or an initializer's), else None."""
+    from onnx import numpy_helper
+
+    tensor = initializers.get(name)
+    node = producers.get(name)
+    if tensor is None and node is not None and node.op_type == "Constant":
+        tensor = next((a.t for a in node.attribute if a.name == "value"), None)
+    if tensor is None:
+        return None
+    value = numpy_helper.to_array(tensor)
+    return float(value.reshape(-1)[0]) if value.size == 1 else None
+
+
+def _layer_norm_chain(pow_node: Any, consumers: dict[str, list[Any]], weights: set[str]) -> list[Any]:
+    """Pow -> ReduceMean -> Add(eps) -> Sqrt -> Div/Reciprocal -> Mul(x, .) -> Mul(weight, .)."""
+    chain, frontier, seen = [pow_node], list(pow_node.output), {pow_node.name}
+    for _ in range(8):  # the chain is six nodes long; the bound stops a walk into the next block
+        following = [n for t in frontier for n in consumers.get(t, []) if n.op_type in _LAYER_NORM_OPS]
+        following = [n for n in following if n.name not in seen]
+        if not following:
+            break
+        chain += following
+        seen.update(n.name for n in following)
+        if any(n.op_type == "Mul" and weights & set(n.input) for n in following):
+            break  # the final scale by the layer norm weight
+        frontier = [t for n in following for t in n.output]
+    return chain
+
+
+def fp32_nodes(model: Any, patterns: Iterable[str]) -> dict[str, list[str]]:
+    """ONNX node names per pattern of a loaded ``onnx.ModelProto``.
+
+    ``t5_layer_norm``: every node of each T5 layer norm (found from its ``Pow``); ``residual_add``:
+    the ``Add`` nodes that add a sublayer's output to the layer norm's input (the residual stream).
+    Raises EngineBuildError for an unknown pattern.
+    """
+    patterns = tuple(patterns)
+    unknown = sorted(set(patterns) - set(T5_ISLANDS))
+    if unknown:
+        raise EngineBuildError(f"unknown FP32 pattern(s) {unknown}; known: {list(T5_ISLANDS)}")
+    nodes = list(model.graph.node)
+    producers, consumers = _index(nodes)
+    initializers = {init.name: init for init in model.graph.initializer}
+    weights = set(initializers)
+    found: dict[str, list[str]] = {p: [] for p in patterns}
+    for node in nodes:
+        # x ** 2 is the layer norm's mean of squares; gated GELU's tanh form has x ** 3.
+        if node.op_type != "Pow" or _scalar(node.input[1], producers, initializers) != 2.0:
+            continue
+        chain = _layer_norm_chain(node, consumers, weights)
+        stream = {node.input[0]}
+        source = producers.get(node.input[0])
+        if source is not None and source.op_type == "Cast":  # the norm's .to(float32)
+            chain.insert(0, source)
+            stream.add(source.input[0])
+        if T5_LAYER_NORM in found:
+            found[T5_LAYER_NORM] += [n.name for n in chain]
+        if RESIDUAL_ADD in found:
+            in_chain = {n.name for n in chain}
+            found[RESIDUAL_ADD] += [
+                n.name for t in stream for n in consumers.get(t, []) if n.op_type == "Add" and n.name not in in_chain
+            ]
+    return {p: list(dict.fromkeys(names)) for p, names in found.items()}

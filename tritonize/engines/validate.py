@@ -1,0 +1,172 @@
+"""Engine validation: a faster graph against the FP32 ONNX, on real sentences, as served.
+
+Like the ONNX validation, it collects every failure into one error. Inputs are tokenized by
+the serving tokenizer code (bucket padding, joint per batch as on the gpu target), in batch
+sizes that differ from the profile's opt, so shapes off the tuned point are checked too.
+Reported per deployment:
+
+* classifier: max |logits - FP32 logits| against the spec's per-precision tolerance, top-1
+  agreement against ``min_agreement``, max probability difference;
+* T5: max |encoder output - FP32| and greedy-decoding token agreement (and exact sequences)
+  through the served decoding loop, label-scoring probability difference when it has labels.
+
+Both sides are step callables ``(inputs, outputs) -> outputs``: ONNX Runtime for the reference,
+:class:`tritonize.engines.runtime.EngineRunner` (TensorRT) or another ONNX Runtime graph (a
+quantized one, or a test's) for the candidate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tritonize.backends import t5_decoding
+from tritonize.backends.postprocess_step import softmax
+from tritonize.backends.tokenize_step import TokenizerSettings, load_tokenizer, pad_batch
+from tritonize.errors import ValidationError
+from tritonize.spec import ModelSpec
+
+Step = Callable[[dict[str, np.ndarray], list[str]], dict[str, np.ndarray]]
+BATCH_SIZES = (1, 3, 8, 5)  # cycled; none is a typical profile opt
+
+
+def ort_step(onnx_path: Path) -> Step:
+    """An ONNX Runtime session on the CPU as a step callable."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+
+    def run(feeds: dict[str, np.ndarray], wanted: list[str]) -> dict[str, np.ndarray]:
+        return dict(zip(wanted, session.run(wanted, dict(feeds))))
+
+    return run
+
+
+def token_batches(tokenizer_json: Path, model: ModelSpec, pad_token_id: int, texts: Sequence[str]) -> list[dict]:
+    """(input_ids, attention_mask) batches of the served tokenization, sizes from :data:`BATCH_SIZES`."""
+    tokenizer = load_tokenizer(str(Path(tokenizer_json).parent), model.max_input_length)
+    settings = TokenizerSettings(
+        max_input_length=model.max_input_length, length_buckets=model.length_buckets, pad_token_id=pad_token_id
+    )
+    ids = [e.ids for e in tokenizer.encode_batch(list(texts), add_special_tokens=True)]
+    batches, start, k = [], 0, 0
+    while start < len(ids):
+        group = ids[start : start + BATCH_SIZES[k % len(BATCH_SIZES)]]
+        input_ids, mask = pad_batch(group, settings.bucket_for(max(len(s) for s in group)), pad_token_id)
+        batches.append({"input_ids": input_ids, "attention_mask": mask})
+        start, k = start + len(group), k + 1
+    return batches
+
+
+def _max_diff(where: str, expected: np.ndarray, actual: np.ndarray, failures: list[str]) -> float:
+    expected, actual = np.asarray(expected, np.float64), np.asarray(actual, np.float64)
+    if expected.shape != actual.shape:
+        failures.append(f"{where}: shape {list(actual.shape)} != FP32 {list(expected.shape)}")
+        return float("inf")
+    if not np.all(np.isfinite(actual)):
+        failures.append(f"{where}: output holds NaN or Inf (overflow?)")
+        return float("inf")
+    return float(np.max(np.abs(actual - expected))) if actual.size else 0.0
+
+
+def validate_classifier_step(
+    name: str, reference: Step, candidate: Step, batches: list[dict], tolerance: float, min_agreement: float
+) -> dict[str, Any]:
+    """Compare logits batch by batch. Raises ValidationError listing every failure."""
+    failures: list[str] = []
+    max_diff, max_prob_diff, agree, rows = 0.0, 0.0, 0, 0
+    for i, batch in enumerate(batches):
+        expected = reference(batch, ["logits"])["logits"]
+        actual = candidate(batch, ["logits"])["logits"]
+        where = f"batch {i} shape {list(batch['input_ids'].shape)} logits"
+        diff = _max_diff(where, expected, actual, failures)
+        max_diff = max(max_diff, diff)
+        if np.isfinite(diff):
+            agree += int((expected.argmax(-1) == actual.argmax(-1)).sum())
+            max_prob_diff = max(max_prob_diff, float(np.abs(softmax(expected) - softmax(actual)).max()))
+        rows += expected.shape[0]
+    agreement = agree / rows if rows else 0.0
+    if max_diff > tolerance:
+        failures.append(f"max |logits - FP32| = {max_diff:.3g} > tolerance {tolerance:g}")
+    if agreement < min_agreement:
+        failures.append(f"top-1 agreement with FP32 {agreement:.4f} < {min_agreement:g}")
+    if failures:
+        raise ValidationError(name, failures)
+    return {
+        "max_abs_diff": max_diff,
+        "top1_agreement": agreement,
+        "max_prob_diff": max_prob_diff,
+        "num_texts": rows,
+        "num_batches": len(batches),
+        "tolerance": tolerance,
+        "min_agreement": min_agreement,
+    }
+
+
+def _decode(steps: dict[str, Step], batch: dict, decoding: dict[str, int], max_new_tokens: int) -> tuple:
+    hidden = steps["encoder"](batch, ["last_hidden_state"])["last_hidden_state"]
+    tokens = t5_decoding.greedy_decode(
+        steps["decoder"],
+        steps["decoder_with_past"],
+        hidden,
+        batch["attention_mask"],
+        max_new_tokens,
+        decoding["eos_token_id"],
+        decoding["decoder_start_token_id"],
+        decoding["num_decoder_layers"],
+    )
+    return hidden, tokens
+
+
+def validate_t5_steps(
+    name: str,
+    reference: dict[str, Step],
+    candidate: dict[str, Step],
+    batches: list[dict],
+    decoding: dict[str, int],
+    label_ids: Sequence[Sequence[int]],
+    max_new_tokens: int,
+    tolerance: float,
+    min_agreement: float,
+) -> dict[str, Any]:
+    """Encoder outputs, greedy decoding and label scoring of ``candidate`` vs ``reference``.
+
+    ``decoding`` holds eos_token_id, decoder_start_token_id, num_decoder_layers, pad_token_id.
+    Raises ValidationError listing every failure.
+    """
+    failures: list[str] = []
+    hidden_diff, prob_diff, same_tokens, tokens_total, same_rows, rows = 0.0, 0.0, 0, 0, 0, 0
+    for i, batch in enumerate(batches):
+        ref_hidden, ref_tokens = _decode(reference, batch, decoding, max_new_tokens)
+        hidden, tokens = _decode(candidate, batch, decoding, max_new_tokens)
+        hidden_diff = max(hidden_diff, _max_diff(f"batch {i} encoder output", ref_hidden, hidden, failures))
+        for want, got in zip(ref_tokens, tokens):
+            tokens_total += len(want)
+            same_tokens += sum(a == b for a, b in zip(want, got))
+            same_rows += int(want == got)
+        rows += len(ref_tokens)
+        if label_ids:
+            args = (batch["attention_mask"], label_ids, decoding["decoder_start_token_id"], decoding["pad_token_id"])
+            want = t5_decoding.score_labels(reference["decoder"], ref_hidden, *args)
+            got = t5_decoding.score_labels(candidate["decoder"], hidden, *args)
+            prob_diff = max(prob_diff, _max_diff(f"batch {i} label probabilities", want, got, failures))
+    agreement = same_tokens / tokens_total if tokens_total else 0.0
+    if hidden_diff > tolerance:
+        failures.append(f"max |encoder output - FP32| = {hidden_diff:.3g} > tolerance {tolerance:g}")
+    if agreement < min_agreement:
+        failures.append(f"greedy token agreement with FP32 {agreement:.4f} < {min_agreement:g}")
+    if failures:
+        raise ValidationError(name, failures)
+    return {
+        "encoder_max_abs_diff": hidden_diff,
+        "token_agreement": agreement,
+        "sequence_agreement": same_rows / rows if rows else 0.0,
+        "label_prob_max_diff": prob_diff,
+        "num_texts": rows,
+        "max_new_tokens": max_new_tokens,
+        "tolerance": tolerance,
+        "min_agreement": min_agreement,
+    }

@@ -1,0 +1,43 @@
+"""What one ``tritonize build`` is asked to do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tritonize.cache import default_cache_dir
+from tritonize.errors import RepositoryError
+from tritonize.spec import Spec, Target
+
+DEMO_SIZES = ("tiny", "full")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildOptions:
+    """``spec`` is the whole spec; ``only`` names the deployments to rebuild (empty = all).
+
+    With ``only``, the other deployments of an existing repository at ``out`` are kept and the
+    rebuilt ones' entries are merged into its build report. ``plan_only`` derives profiles and
+    precision plans without exporting anything (``tritonize build --plan``).
+    """
+
+    spec: Spec
+    out: Path
+    target: Target = Target.EMBEDDED
+    demo: str | None = None
+    only: tuple[str, ...] = ()
+    dynamic_batching: bool = True
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    validation_texts: tuple[str, ...] = ()
+    plan_only: bool = False
+
+    def __post_init__(self) -> None:
+        if self.demo is not None and self.demo not in DEMO_SIZES:
+            raise RepositoryError(f"--demo must be one of {DEMO_SIZES}, got {self.demo!r}")
+        for name in self.only:
+            self.spec.get(name)  # SpecError naming the known deployments
+
+    @property
+    def selected(self) -> Spec:
+        """The deployments this build rebuilds."""
+        return self.spec.select(list(self.only))
