@@ -1,0 +1,63 @@
+"""``tritonize engines check``: compare each engine's build info with the local TensorRT and GPU."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("engines", help="inspect the TensorRT engines of a gpu repository")
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    check = verbs.add_parser("check", help="will each engine load here? (TensorRT version, GPU architecture, ONNX)")
+    check.add_argument("--repository", type=Path, default=Path("model_repository"))
+    check.add_argument("--tensorrt-version", default=None, help="check against this TensorRT instead of the local one")
+    check.add_argument("--compute-capability", default=None, metavar="MAJOR.MINOR", type=_compute_capability,
+                       help="check against this GPU architecture instead of the local GPU (e.g. 9.0)")
+    check.set_defaults(func=run_check)
+
+
+def _compute_capability(value: str) -> tuple[int, int]:
+    try:
+        major, minor = (int(part) for part in value.split("."))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must look like 9.0, got {value!r}") from None
+    return major, minor
+
+
+def _stated_gpu(capability: tuple[int, int] | None):
+    from tritonize.engines.local import GpuInfo, gpus
+
+    if capability is None:
+        return next(iter(gpus()), None)
+    return GpuInfo(f"compute capability {capability[0]}.{capability[1]} (stated)", capability)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from tritonize.engines.check import check_step
+    from tritonize.engines.local import tensorrt_version
+    from tritonize.errors import RepositoryError
+    from tritonize.repository import layout
+    from tritonize.repository.steps import TENSORRT_PLATFORM
+    from tritonize.repository.triton_config import parse_pbtxt
+
+    configs = sorted(args.repository.glob("*/config.pbtxt"))
+    if not configs:
+        raise RepositoryError(f"{args.repository} holds no Triton models; build one with `tritonize build --target gpu`")
+    trt_version = args.tensorrt_version or tensorrt_version()
+    gpu = _stated_gpu(args.compute_capability)
+    print(f"here: TensorRT {trt_version or 'not found'}, GPU {gpu.name + ' (cc ' + gpu.cc + ')' if gpu else 'not found'}")
+    checks = []
+    for path in configs:
+        if parse_pbtxt(path.read_text(encoding="utf-8")).platform != TENSORRT_PLATFORM:
+            continue
+        version = path.parent / layout.VERSION
+        files = (version / layout.PLAN_FILE, version / layout.BUILD_INFO_FILE, version / layout.ONNX_FILE)
+        checks.append(check_step(path.parent.name, *files, trt_version, gpu))
+    if not checks:
+        raise RepositoryError(f"{args.repository} has no tensorrt_plan models (is it a gpu-target repository?)")
+    for check in checks:
+        print(check.line())
+    failed = sum(not c.ok for c in checks)
+    print(f"{len(checks) - failed} of {len(checks)} engines will load here")
+    return 1 if failed else 0
