@@ -42,7 +42,7 @@ def build_classification(model: ModelSpec, checkpoint: str, ws: Workspace) -> De
     log.info("%s: exporting %s to ONNX", model.name, checkpoint)
     graph = export_classifier(checkpoint, onnx_path)
     log.info("%s: validating ONNX against PyTorch", model.name)
-    validation = validate_classifier(checkpoint, onnx_path, texts, model.tolerance)
+    validation = validate_classifier(checkpoint, onnx_path, texts, model.tolerance, name=model.name)
     step = layout.StepNames(model.name).model
     plans = plan_classification(model, checkpoint, texts) if options.target is Target.GPU else {}
     context = ws.compile_context(model, plans)

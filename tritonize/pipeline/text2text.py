@@ -39,7 +39,7 @@ def build_text2text(model: ModelSpec, checkpoint: str, ws: Workspace) -> Deploym
     texts = validation_texts(options, model)
     tokenizer_json, pad_id = save_tokenizer_json(checkpoint, ws.workdir / "tokenizer")
     exported = export_t5(checkpoint, ws.workdir / "onnx")
-    validation = validate_t5(checkpoint, exported, texts, model.tolerance)
+    validation = validate_t5(checkpoint, exported, texts, model.tolerance, name=model.name)
     parameters = {
         "pad_token_id": str(pad_id),
         "eos_token_id": str(exported.eos_token_id),
