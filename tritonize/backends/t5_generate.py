@@ -9,6 +9,17 @@ length bucket (CPU cost follows padded tokens); per group one encoder call, then
 decoding with the KV cache (``GENERATED_TEXT``, ``OUTPUT_IDS``) or label scoring (``LABEL``,
 ``SCORE``, ``PROBABILITIES``), or both, as the requests asked. Greedy rows are independent,
 so a group decodes to its largest ``max_new_tokens`` and each row is cut at its own.
+
+Why ``async def execute``: every BLS call is ``await request.async_exec()``, and the groups of
+one ``execute()`` (and decoding and scoring within a group) run concurrently, so their calls
+reach the engine steps together and are batched there instead of queueing one after another.
+Several instances (``generate_instances`` in the spec) overlap whole ``execute()`` calls.
+
+Where step outputs live (config parameter ``step_memory``): ``cpu`` asks for them in host
+memory as numpy (embedded and cpu targets); ``gpu`` asks for GPU memory
+(``PreferredMemory(TRITONSERVER_MEMORY_GPU, device)``) and takes them as torch tensors through
+DLPack, and passes them back to the next step the same way, so the KV cache never leaves the
+GPU; only the chosen token ids come to the host.
 """
 
 from __future__ import annotations
@@ -20,11 +31,23 @@ import numpy as np
 
 try:
     from tritonize_backend_common import LABELS_FILE, RequestError, error_response, model_parameters, read_labels
-    from tritonize_backend_t5_decoding import greedy_decode, label_token_ids, score_labels
+    from tritonize_backend_t5_decoding import (
+        array_ops,
+        gather_all,
+        greedy_decode_async,
+        label_token_ids,
+        score_labels_async,
+    )
     from tritonize_backend_tokenize_step import TokenizerSettings, decode_texts, load_tokenizer, pad_batch
 except ImportError:
     from tritonize.backends.common import LABELS_FILE, RequestError, error_response, model_parameters, read_labels
-    from tritonize.backends.t5_decoding import greedy_decode, label_token_ids, score_labels
+    from tritonize.backends.t5_decoding import (
+        array_ops,
+        gather_all,
+        greedy_decode_async,
+        label_token_ids,
+        score_labels_async,
+    )
     from tritonize.backends.tokenize_step import TokenizerSettings, decode_texts, load_tokenizer, pad_batch
 
 try:
@@ -34,6 +57,7 @@ except ImportError:
 
 GENERATION_OUTPUTS = ("GENERATED_TEXT", "OUTPUT_IDS")
 SCORING_OUTPUTS = ("LABEL", "SCORE", "PROBABILITIES")
+STEP_MEMORY = ("cpu", "gpu")  # values of the ``step_memory`` config parameter
 
 
 def parse_max_new_tokens(value: np.ndarray | None, rows: int, default: int, limit: int) -> list[int]:
@@ -49,30 +73,87 @@ def parse_max_new_tokens(value: np.ndarray | None, rows: int, default: int, limi
     return [int(v) for v in flat]
 
 
-class StepCaller:
-    """Calls an engine step through BLS, chunked to the step's max_batch_size."""
+class HostMemory:
+    """Step outputs in host memory as numpy (what the Python backend and ORT hand out on CPU)."""
 
-    def __init__(self, model_name: str, max_batch_size: int) -> None:
+    def __init__(self) -> None:
+        self.preferred = pb_utils.PreferredMemory(pb_utils.TRITONSERVER_MEMORY_CPU, 0)
+
+    def tensor(self, name: str, value: np.ndarray) -> Any:
+        return pb_utils.Tensor(name, np.ascontiguousarray(value))
+
+    def array(self, tensor: Any) -> np.ndarray:
+        return tensor.as_numpy()
+
+
+class DeviceMemory:
+    """Step outputs in GPU memory as torch tensors, passed in and out through DLPack (zero copy).
+
+    ``Tensor.from_dlpack`` gets the torch tensor itself (not a capsule) so the Python backend
+    calls ``__dlpack__(stream=...)`` and waits for torch's pending work on that memory.
+    """
+
+    def __init__(self, device_id: int) -> None:
+        import torch
+        from torch.utils.dlpack import from_dlpack
+
+        self.device = torch.device("cuda", device_id)
+        self.from_dlpack = from_dlpack
+        self.preferred = pb_utils.PreferredMemory(pb_utils.TRITONSERVER_MEMORY_GPU, device_id)
+
+    def tensor(self, name: str, value: Any) -> Any:
+        if isinstance(value, np.ndarray):  # host inputs (token ids, masks from the tokenizer)
+            return pb_utils.Tensor(name, np.ascontiguousarray(value))
+        return pb_utils.Tensor.from_dlpack(name, value.contiguous())
+
+    def array(self, tensor: Any) -> Any:
+        value = self.from_dlpack(tensor.to_dlpack())
+        return value if value.device == self.device else value.to(self.device)
+
+
+def step_memory(kind: str, device_id: int) -> HostMemory | DeviceMemory:
+    """The memory policy named by the ``step_memory`` parameter. Raises ValueError for others."""
+    if kind == "cpu":
+        return HostMemory()
+    if kind == "gpu":
+        return DeviceMemory(device_id)
+    raise ValueError(f"step_memory must be one of {list(STEP_MEMORY)}, got {kind!r}")
+
+
+class StepCaller:
+    """Calls an engine step through async BLS, chunked to the step's max_batch_size.
+
+    The chunks of one call are in flight together; a failed response raises RuntimeError.
+    """
+
+    def __init__(self, model_name: str, max_batch_size: int, memory: HostMemory | DeviceMemory) -> None:
         self.model_name = model_name
         self.max_batch_size = max_batch_size
+        self.memory = memory
 
-    def __call__(self, inputs: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
+    def _request(self, inputs: dict[str, Any], outputs: list[str]) -> Any:
+        return pb_utils.InferenceRequest(
+            model_name=self.model_name,
+            inputs=[self.memory.tensor(k, v) for k, v in inputs.items()],
+            requested_output_names=outputs,
+            preferred_memory=self.memory.preferred,
+        )
+
+    async def __call__(self, inputs: dict[str, Any], outputs: list[str]) -> dict[str, Any]:
         rows = next(iter(inputs.values())).shape[0]
-        parts: list[dict[str, np.ndarray]] = []
-        for start in range(0, rows, self.max_batch_size):
-            chunk = {k: v[start : start + self.max_batch_size] for k, v in inputs.items()}
-            request = pb_utils.InferenceRequest(
-                model_name=self.model_name,
-                inputs=[pb_utils.Tensor(k, np.ascontiguousarray(v)) for k, v in chunk.items()],
-                requested_output_names=outputs,
-            )
-            response = request.exec()
+        requests = [
+            self._request({k: v[start : start + self.max_batch_size] for k, v in inputs.items()}, outputs)
+            for start in range(0, rows, self.max_batch_size)
+        ]
+        responses = await gather_all(*(r.async_exec() for r in requests))
+        parts: list[dict[str, Any]] = []
+        for response in responses:
             if response.has_error():
                 raise RuntimeError(f"{self.model_name}: {response.error().message()}")
-            parts.append({n: pb_utils.get_output_tensor_by_name(response, n).as_numpy() for n in outputs})
+            parts.append({n: self.memory.array(pb_utils.get_output_tensor_by_name(response, n)) for n in outputs})
         if len(parts) == 1:
             return parts[0]
-        return {n: np.concatenate([p[n] for p in parts], axis=0) for n in outputs}
+        return {n: array_ops(parts[0][n]).concat_rows([p[n] for p in parts]) for n in outputs}
 
 
 class TritonPythonModel:
@@ -87,9 +168,12 @@ class TritonPythonModel:
         self.start_id = int(params["decoder_start_token_id"])
         self.num_layers = int(params["num_decoder_layers"])
         step_batch = int(params["step_max_batch_size"])
-        self.encoder = StepCaller(params["encoder_model"], step_batch)
-        self.decoder = StepCaller(params["decoder_model"], step_batch)
-        self.decoder_with_past = StepCaller(params["decoder_with_past_model"], step_batch)
+        # A KIND_CPU instance (the default) has no device of its own: steps answer on GPU 0.
+        device = int(args.get("model_instance_device_id", 0)) if args.get("model_instance_kind") == "GPU" else 0
+        memory = step_memory(params.get("step_memory", "cpu"), device)
+        self.encoder = StepCaller(params["encoder_model"], step_batch, memory)
+        self.decoder = StepCaller(params["decoder_model"], step_batch, memory)
+        self.decoder_with_past = StepCaller(params["decoder_with_past_model"], step_batch, memory)
         has_labels = os.path.exists(os.path.join(args["model_repository"], LABELS_FILE))
         self.labels = read_labels(args["model_repository"]) if has_labels else []
         self.label_ids = label_token_ids(self.tokenizer, self.labels) if self.labels else []
@@ -105,7 +189,7 @@ class TritonPythonModel:
             raise RequestError("this deployment has no labels: LABEL, SCORE and PROBABILITIES are unavailable")
         return texts, limits, wanted
 
-    def execute(self, requests: list[Any]) -> list[Any]:
+    async def execute(self, requests: list[Any]) -> list[Any]:
         responses: list[Any] = [None] * len(requests)
         parsed: dict[int, tuple[list[str], list[int], set[str]]] = {}
         for i, request in enumerate(requests):
@@ -114,10 +198,10 @@ class TritonPythonModel:
             except RequestError as exc:
                 responses[i] = error_response(pb_utils, str(exc))
         if parsed:
-            self._run(parsed, responses)
+            await self._run(parsed, responses)
         return responses
 
-    def _run(self, parsed: dict[int, tuple[list[str], list[int], set[str]]], responses: list[Any]) -> None:
+    async def _run(self, parsed: dict[int, tuple[list[str], list[int], set[str]]], responses: list[Any]) -> None:
         order = list(parsed)
         flat = [t for i in order for t in parsed[i][0]]
         ids = [e.ids for e in self.tokenizer.encode_batch(flat, add_special_tokens=True)]
@@ -127,8 +211,12 @@ class TritonPythonModel:
             groups.setdefault(self.settings.bucket_for(len(seq)), []).append(k)
         results: dict[tuple[int, int], dict[str, Any]] = {}
         try:
-            for bucket, members in groups.items():
-                self._run_group(bucket, [ids[k] for k in members], [rows[k] for k in members], parsed, results)
+            await gather_all(
+                *(
+                    self._run_group(bucket, [ids[k] for k in members], [rows[k] for k in members], parsed, results)
+                    for bucket, members in groups.items()
+                )
+            )
         except Exception as exc:  # noqa: BLE001 - a step failure answers every request of the call
             for i in order:
                 responses[i] = error_response(pb_utils, f"generation failed: {exc}")
@@ -137,23 +225,34 @@ class TritonPythonModel:
             n = len(parsed[i][0])
             responses[i] = self._response([results[(i, j)] for j in range(n)], parsed[i][2])
 
-    def _run_group(self, bucket, id_lists, rows, parsed, results) -> None:
+    async def _run_group(self, bucket, id_lists, rows, parsed, results) -> None:
         input_ids, mask = pad_batch(id_lists, bucket, self.settings.pad_token_id)
-        hidden = self.encoder({"input_ids": input_ids, "attention_mask": mask}, ["last_hidden_state"])["last_hidden_state"]
+        encoded = await self.encoder({"input_ids": input_ids, "attention_mask": mask}, ["last_hidden_state"])
+        hidden = encoded["last_hidden_state"]
         wanted = set().union(*(parsed[i][2] for i, _ in rows))
         for r in rows:
             results[r] = {}
+        jobs = []
         if wanted & set(GENERATION_OUTPUTS):
-            limits = [parsed[i][1][j] for i, j in rows]
-            tokens = greedy_decode(
-                self.decoder, self.decoder_with_past, hidden, mask, max(limits), self.eos_id, self.start_id, self.num_layers
-            )
-            for r, seq, limit in zip(rows, tokens, limits):
-                results[r]["ids"] = seq[:limit]
+            jobs.append(self._generate(hidden, mask, rows, parsed, results))
         if wanted & set(SCORING_OUTPUTS):
-            probs = score_labels(self.decoder, hidden, mask, self.label_ids, self.start_id, self.settings.pad_token_id)
-            for r, p in zip(rows, probs):
-                results[r]["probs"] = p
+            jobs.append(self._score(hidden, mask, rows, results))
+        await gather_all(*jobs)
+
+    async def _generate(self, hidden, mask, rows, parsed, results) -> None:
+        limits = [parsed[i][1][j] for i, j in rows]
+        tokens = await greedy_decode_async(
+            self.decoder, self.decoder_with_past, hidden, mask, max(limits), self.eos_id, self.start_id, self.num_layers
+        )
+        for r, seq, limit in zip(rows, tokens, limits):
+            results[r]["ids"] = seq[:limit]
+
+    async def _score(self, hidden, mask, rows, results) -> None:
+        probs = await score_labels_async(
+            self.decoder, hidden, mask, self.label_ids, self.start_id, self.settings.pad_token_id
+        )
+        for r, p in zip(rows, probs):
+            results[r]["probs"] = p
 
     def _response(self, items: list[dict[str, Any]], wanted: set[str]) -> Any:
         tensors = []
