@@ -181,3 +181,11 @@ def test_array_ops_picks_adapter_by_array_kind_and_rejects_others():
     np.testing.assert_array_equal(ops.to_host(ops.select_rows(torch.arange(3), keep)), [0, 2])
     with pytest.raises(TypeError, match="numpy array or a torch tensor"):
         array_ops([1, 2])
+
+
+def test_step_memory_rejects_unknown_kind():
+    from tritonize.backends.t5_generate import STEP_MEMORY, step_memory
+
+    with pytest.raises(ValueError, match="step_memory must be one of"):
+        step_memory("tpu", 0)
+    assert set(STEP_MEMORY) == {"cpu", "gpu", "cpu-torch"}
