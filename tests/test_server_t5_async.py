@@ -128,3 +128,10 @@ def test_torch_dlpack_step_path_answers_like_numpy_path_when_served(triton_serve
     diff = float(np.abs(torch_probs - numpy_probs).max())
     print(f"{MODEL.name} torch/DLPack steps vs numpy steps: ids equal, max |probs diff| = {diff:.2e}")
     assert diff < 1e-5
+    # one text, generation only: nothing to overlap, the blocking exec() path on torch tensors
+    for text in texts[:4]:
+        answers = []
+        for url in (triton_server.grpc_url, torch_step_server.grpc_url):
+            with TritonizeClient(url, "grpc", timeout=120) as client:
+                answers.append(client.infer_raw(MODEL.name, [text], ["OUTPUT_IDS"])["OUTPUT_IDS"].tolist())
+        assert answers[0] == answers[1]
