@@ -75,6 +75,7 @@ class ModelSpec:
     length_buckets: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
     max_input_length: int = 512
     instances: int = 1
+    generate_instances: int = 1  # instances of the T5 BLS entry model (overlap whole execute() calls)
     max_queue_delay_us: int = 2000
     precision: dict[Target, Precision] = field(default_factory=lambda: dict(_DEFAULT_PRECISION))
     max_new_tokens: int = 1
@@ -106,6 +107,7 @@ class ModelSpec:
                 f"must be >= 1 (dynamic batching needs a batch dimension), got {self.max_batch_size}",
             ),
             (self.instances < 1, "instances", f"must be >= 1, got {self.instances}"),
+            (self.generate_instances < 1, "generate_instances", f"must be >= 1, got {self.generate_instances}"),
             (self.max_queue_delay_us < 0, "max_queue_delay_us", f"must be >= 0, got {self.max_queue_delay_us}"),
             (self.max_input_length < 2, "max_input_length", f"must be >= 2, got {self.max_input_length}"),
             (
@@ -220,6 +222,7 @@ _SCALAR_TYPES: dict[str, type | tuple[type, ...]] = {
     "max_batch_size": int,
     "max_input_length": int,
     "instances": int,
+    "generate_instances": int,
     "max_queue_delay_us": int,
     "max_new_tokens": int,
     "max_new_tokens_limit": int,

@@ -218,6 +218,28 @@ def ort_runners(onnx: Path | T5Export) -> dict[str, Callable[[dict[str, Any]], d
     return runners
 
 
+def torch_runners(model: Any) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
+    """PyTorch callables per component: dict of torch inputs -> dict of named torch outputs.
+
+    The modules are the ones :func:`export_t5` traces, run eagerly on the model's device with
+    the graphs' tensor names: the reference for the decoding loop's torch path (the GPU
+    target keeps step outputs as torch tensors) on machines without Triton or ONNX Runtime.
+    """
+    import torch
+
+    graphs = t5_graphs(model.config)
+
+    def runner(module: Any, decl: GraphDecl) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        def run(feeds: dict[str, Any]) -> dict[str, Any]:
+            with torch.no_grad():
+                out = module(*(feeds[t.name] for t in decl.inputs))
+            return dict(zip((t.name for t in decl.outputs), out if isinstance(out, tuple) else (out,)))
+
+        return run
+
+    return {component: runner(module, graphs[component]) for component, module in _wrappers(model).items()}
+
+
 class _StepValidator:
     """Runs PyTorch and ORT side by side for one batch and records diffs per graph."""
 

@@ -46,7 +46,7 @@ def generate_model_config(model: ModelSpec, num_labels: int, dynamic_batching: b
         ),
         outputs=outputs,
         dynamic_batching=steps.python_batcher(dynamic_batching),
-        instance_count=1,
+        instance_count=model.generate_instances,
         parameters=parameters,
     )
 
@@ -72,6 +72,8 @@ def text2text_configs(
         "max_input_length": str(model.max_input_length),
         "length_buckets": ",".join(str(b) for b in model.length_buckets),
         "step_max_batch_size": str(model.max_batch_size),
+        # Where BLS step outputs live: on the GPU the KV cache stays there between steps (DLPack).
+        "step_memory": "gpu" if target is Target.GPU else "cpu",
     }
     return [generate_model_config(model, num_labels, dynamic_batching, params), *engine_steps]
 
