@@ -26,7 +26,7 @@ REPOSITORY_DIR = "model_repository"  # on the host, beside the compose file
 WORKSPACE = "/workspace"  # the project directory inside the build container
 MODELS = "/models"  # the repository inside the triton container (read-only)
 RESULTS = "/results"
-ADMIN_KEY = "${TRITON_ADMIN_KEY:?set TRITON_ADMIN_KEY, e.g. export TRITON_ADMIN_KEY=$(openssl rand -hex 16)}"
+ADMIN_KEY = "${TRITON_ADMIN_KEY:?set TRITON_ADMIN_KEY to a secret, for example the output of: openssl rand -hex 16}"
 BIND = "${TRITON_BIND:-127.0.0.1}"  # loopback unless the operator exposes the ports
 LOCUST_WEB_PORT = 8089  # Locust's own default
 CACHE_VOLUME = "tritonize-cache"
