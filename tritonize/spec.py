@@ -146,7 +146,7 @@ class ServerSpec:
 
     Optional: every field has a default. Ports are Triton's own defaults; ``shm_size_mib`` sizes
     ``/dev/shm``, where the Python backend passes every tensor between the server and its stub
-    processes (Docker's default 64 MiB is too small for a batch of T5 KV caches). ``replicas`` /
+    processes, T5 KV caches included (Docker's default /dev/shm is 64 MiB). ``replicas`` /
     ``max_replicas`` bound the Kubernetes autoscaler, which adds servers when the average queue
     time per request goes over ``queue_time_target_us``.
     """
