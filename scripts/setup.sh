@@ -23,3 +23,16 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 echo "tritonize installed in $(pwd)/.venv"
+
+# Debian's docker-compose (1.29) validates docker-compose.yml in the tests (`docker-compose config`
+# needs no Docker engine). CI runs as root: install it there; elsewhere say how.
+if ! command -v docker-compose >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get install -y -q docker-compose >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q docker-compose >/dev/null 2>&1; }) \
+      && echo "installed Debian's docker-compose" \
+      || echo "warning: apt-get install docker-compose failed; compose tests will skip" >&2
+  else
+    echo "note: compose validation tests skip without docker-compose: sudo apt-get install -y docker-compose" >&2
+  fi
+fi

@@ -78,3 +78,11 @@ class InferenceError(ClientError):
 
 class RequestTimeoutError(ClientError, TimeoutError):
     """The request did not complete within the client's timeout."""
+
+
+class DeployError(TritonizeError):
+    """Deployment files (compose, Kubernetes) could not be generated or checked."""
+
+
+class ReleaseError(DeployError, ValueError):
+    """The pinned NGC release file is malformed, inconsistent, or disagrees with the image it runs in."""

@@ -189,17 +189,86 @@ class ModelSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ServerSpec:
+    """The ``[server]`` table: what one Triton server of a deployment gets (compose and Kubernetes).
+
+    Optional: every field has a default. Ports are Triton's own defaults; ``shm_size_mib`` sizes
+    ``/dev/shm``, where the Python backend passes every tensor between the server and its stub
+    processes, T5 KV caches included (Docker's default /dev/shm is 64 MiB). ``replicas`` /
+    ``max_replicas`` bound the Kubernetes autoscaler, which adds servers when the average queue
+    time per request goes over ``queue_time_target_us``.
+    """
+
+    gpus: int = 1
+    http_port: int = 8000
+    grpc_port: int = 8001
+    metrics_port: int = 8002
+    shm_size_mib: int = 1024
+    replicas: int = 1
+    max_replicas: int = 4
+    queue_time_target_us: int = 20000
+    cpus: float = 4.0
+    memory_gib: int = 16
+    storage_gib: int = 20
+    monitoring_namespace: str = "monitoring"
+    source: str = "<spec>"
+
+    def __post_init__(self) -> None:
+        ports = (self.http_port, self.grpc_port, self.metrics_port)
+        rules = [
+            (self.gpus < 1, "gpus", f"must be >= 1 GPU per server, got {self.gpus}"),
+            (
+                not all(1 <= p <= 65535 for p in ports) or len(set(ports)) != 3,
+                "http_port",
+                f"http/grpc/metrics ports must be three distinct ports in 1..65535, got {list(ports)}",
+            ),
+            (self.shm_size_mib < 64, "shm_size_mib", f"must be >= 64 MiB, got {self.shm_size_mib}"),
+            (self.replicas < 1, "replicas", f"must be >= 1, got {self.replicas}"),
+            (
+                self.max_replicas < self.replicas,
+                "max_replicas",
+                f"must be >= replicas ({self.replicas}), got {self.max_replicas}",
+            ),
+            (self.queue_time_target_us < 1, "queue_time_target_us", f"must be >= 1, got {self.queue_time_target_us}"),
+            (self.cpus <= 0, "cpus", f"must be > 0, got {self.cpus}"),
+            (self.memory_gib < 1, "memory_gib", f"must be >= 1, got {self.memory_gib}"),
+            (self.storage_gib < 1, "storage_gib", f"must be >= 1, got {self.storage_gib}"),
+            (
+                not self.monitoring_namespace.replace("-", "").isalnum() or self.monitoring_namespace != self.monitoring_namespace.lower(),
+                "monitoring_namespace",
+                f"must be a Kubernetes namespace name (lower-case letters, digits, '-'), got {self.monitoring_namespace!r}",
+            ),
+        ]
+        for broken, name, problem in rules:
+            if broken:
+                raise SpecError(self.source, f"server.{name}", problem)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Spec:
     """All deployments of one spec file."""
 
     models: tuple[ModelSpec, ...]
     source: str = "<spec>"
+    server: ServerSpec = field(default_factory=ServerSpec)
 
     def __post_init__(self) -> None:
         names = [m.name for m in self.models]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise SpecError(self.source, "model.name", f"duplicate deployment names {dupes}")
+        self._check_server()
+
+    def _check_server(self) -> None:
+        """The batcher's own delay counts as queue time: a target below it would scale out an idle cluster."""
+        delays = [m.max_queue_delay_us for m in self.models]
+        if delays and self.server.queue_time_target_us <= max(delays):
+            raise SpecError(
+                self.source,
+                "server.queue_time_target_us",
+                f"must be above the largest max_queue_delay_us ({max(delays)}): the dynamic batcher's delay "
+                f"is queue time, got {self.server.queue_time_target_us}",
+            )
 
     def get(self, name: str) -> ModelSpec:
         for model in self.models:
@@ -311,10 +380,32 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
     models = data.get("model")
     if not isinstance(models, list) or not models:
         raise SpecError(source, "model", "needs at least one [[model]] table")
-    extra = sorted(set(data) - {"model"})
+    extra = sorted(set(data) - {"model", "server"})
     if extra:
-        raise SpecError(source, extra[0], "unknown top-level key; only [[model]] tables are allowed")
-    return Spec(models=tuple(_parse_model(raw, source, i) for i, raw in enumerate(models)), source=source)
+        raise SpecError(source, extra[0], "unknown top-level key; only [[model]] tables and a [server] table are allowed")
+    return Spec(
+        models=tuple(_parse_model(raw, source, i) for i, raw in enumerate(models)),
+        source=source,
+        server=_parse_server(data.get("server", {}), source),
+    )
+
+
+_SERVER_FIELDS = {f.name: f for f in dataclasses.fields(ServerSpec) if f.name != "source"}
+
+
+def _parse_server(raw: Any, source: str) -> ServerSpec:
+    """The optional ``[server]`` table; same conventions as a model table (unknown keys and wrong types are errors)."""
+    if not isinstance(raw, dict):
+        raise SpecError(source, "server", "must be a table: [server]")
+    kwargs: dict[str, Any] = {"source": source}
+    for key, value in raw.items():
+        if key not in _SERVER_FIELDS:
+            raise SpecError(source, f"server.{key}", f"unknown field; known fields: {sorted(_SERVER_FIELDS)}")
+        expected = (int, float) if key == "cpus" else type(_SERVER_FIELDS[key].default)
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise SpecError(source, f"server.{key}", f"must be of type {getattr(expected, '__name__', 'number')}, got {value!r}")
+        kwargs[key] = float(value) if key == "cpus" else value
+    return ServerSpec(**kwargs)
 
 
 def load_spec(path: str | Path | None = None) -> Spec:

@@ -1,0 +1,161 @@
+"""Kubernetes manifests: generated from the spec and the pinned release, valid against the Kubernetes
+JSON schemas shipped by kubernetes-validate (offline, strict: unknown fields fail), carrying the spec's values."""
+
+from __future__ import annotations
+
+import copy
+import filecmp
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tritonize.cli import main as cli_main
+from tritonize.deploy import images, kubernetes
+from tritonize.deploy.release import load_release
+from tritonize.errors import DeployError
+from tritonize.server import ADMIN_HEADER, RESTRICTED_APIS
+from tritonize.spec import Target, load_spec, parse_spec
+
+kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="pip install kubernetes-validate (test extra)")
+
+ROOT = Path(__file__).resolve().parents[1]
+# The oldest release still common in managed clusters and the newest the package ships.
+K8S_VERSIONS = ("1.29.0", kubernetes_validate.utils.latest_version())
+TARGETS = (Target.GPU, Target.CPU)
+
+
+def _validate(resource: dict) -> None:
+    for version in K8S_VERSIONS:
+        # validate() raises SchemaNotFoundError for an unknown kind/apiVersion (the CLI only warns).
+        kubernetes_validate.validate(resource, version, strict=True)
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.value)
+def test_kubernetes_manifests_validate_against_schemas_when_generated(target):
+    resources = kubernetes.manifests(load_spec(), load_release(), target)
+    kinds = {r["kind"]: r["apiVersion"] for r in resources.values()}
+    assert kinds == {
+        "PersistentVolumeClaim": "v1",
+        "Job": "batch/v1",
+        "Deployment": "apps/v1",
+        "Service": "v1",
+        "HorizontalPodAutoscaler": "autoscaling/v2",
+        "PodDisruptionBudget": "policy/v1",
+        "NetworkPolicy": "networking.k8s.io/v1",
+    }
+    for resource in resources.values():
+        _validate(resource)
+
+
+def test_kubernetes_validation_rejects_a_broken_manifest_when_a_field_is_wrong():
+    """The schema check is not vacuous: a wrong type and an unknown field both fail."""
+    deployment = kubernetes.manifests(load_spec(), load_release(), Target.GPU)["deployment.yaml"]
+    wrong_type = copy.deepcopy(deployment)
+    wrong_type["spec"]["replicas"] = "two"
+    unknown = copy.deepcopy(deployment)
+    unknown["spec"]["template"]["spec"]["containers"][0]["readynessProbe"] = {}
+    for broken in (wrong_type, unknown):
+        with pytest.raises(kubernetes_validate.ValidationError):
+            kubernetes_validate.validate(broken, K8S_VERSIONS[0], strict=True)
+
+
+def _server_container(resources: dict) -> dict:
+    return resources["deployment.yaml"]["spec"]["template"]["spec"]["containers"][0]
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.value)
+def test_kubernetes_deployment_carries_spec_and_release_values_when_generated(target):
+    spec, release = load_spec(), load_release()
+    server = spec.server
+    resources = kubernetes.manifests(spec, release, target)
+    pod = resources["deployment.yaml"]["spec"]["template"]["spec"]
+    container = _server_container(resources)
+    assert container["image"] == images.triton_image(release, target).name
+    assert container["image"].endswith(f":{release.ngc_release}")
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+        "http": server.http_port,
+        "grpc": server.grpc_port,
+        "metrics": server.metrics_port,
+    }
+    assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
+    limits = container["resources"]["limits"]
+    assert limits.get("nvidia.com/gpu") == (server.gpus if target is Target.GPU else None)
+    assert container["resources"]["requests"]["memory"] == f"{server.memory_gib}Gi"
+    shm = next(v for v in pod["volumes"] if v["name"] == "dshm")
+    assert shm["emptyDir"] == {"medium": "Memory", "sizeLimit": f"{server.shm_size_mib}Mi"}
+    assert {"name": "dshm", "mountPath": "/dev/shm"} in container["volumeMounts"]
+    restriction = f"{','.join(RESTRICTED_APIS)}:{ADMIN_HEADER}=$({kubernetes.ADMIN_ENV})"
+    assert f"--http-restricted-api={restriction}" in container["args"]
+    assert f"--grpc-restricted-protocol={restriction}" in container["args"]
+    secret = container["env"][0]["valueFrom"]["secretKeyRef"]
+    assert (container["env"][0]["name"], secret["name"]) == (kubernetes.ADMIN_ENV, kubernetes.ADMIN_SECRET)
+    job = resources["job-build.yaml"]["spec"]["template"]["spec"]["containers"][0]
+    assert job["image"] == images.engines_image(release).name
+    assert job["args"][:3] == ["build", "--target", target.value]
+    assert job["resources"]["limits"].get("nvidia.com/gpu") == (1 if target is Target.GPU else None)
+    assert ("tolerations" in pod) is (target is Target.GPU)
+
+
+def test_kubernetes_scaling_resources_follow_spec_when_generated():
+    spec = load_spec()
+    server = spec.server
+    resources = kubernetes.manifests(spec, load_release(), Target.GPU)
+    hpa = resources["hpa.yaml"]["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (server.replicas, server.max_replicas)
+    metric = hpa["metrics"][0]["pods"]
+    assert metric["metric"]["name"] == kubernetes.QUEUE_METRIC
+    assert metric["target"] == {"type": "AverageValue", "averageValue": str(server.queue_time_target_us)}
+    assert hpa["scaleTargetRef"]["name"] == resources["deployment.yaml"]["metadata"]["name"]
+    assert resources["pdb.yaml"]["spec"]["maxUnavailable"] == 1
+    service_ports = {p["name"]: p["port"] for p in resources["service.yaml"]["spec"]["ports"]}
+    assert service_ports == {"http": server.http_port, "grpc": server.grpc_port, "metrics": server.metrics_port}
+    inference, metrics = resources["networkpolicy.yaml"]["spec"]["ingress"]
+    assert "from" not in inference and [p["port"] for p in inference["ports"]] == [server.http_port, server.grpc_port]
+    assert [p["port"] for p in metrics["ports"]] == [server.metrics_port]
+    assert metrics["from"] == [
+        {"namespaceSelector": {"matchLabels": {kubernetes.SCRAPER_LABEL: server.monitoring_namespace}}}
+    ]
+    rule = kubernetes.adapter_values()["rules"]["custom"][0]
+    assert rule["name"]["as"] == kubernetes.QUEUE_METRIC
+    assert "nv_inference_queue_duration_us" in rule["metricsQuery"] and "nv_inference_request_success" in rule["metricsQuery"]
+
+
+def test_kubernetes_follows_replicas_and_server_table_when_they_change():
+    text = (ROOT / "tritonize" / "models.toml").read_text(encoding="utf-8")
+    spec = parse_spec(text.replace("gpus = 1\n", "gpus = 2\n").replace("max_replicas = 4", "max_replicas = 5"), "x.toml")
+    resources = kubernetes.manifests(spec, load_release(), Target.GPU, replicas=7, registry="registry.example/team")
+    assert resources["deployment.yaml"]["spec"]["replicas"] == 7
+    assert (resources["hpa.yaml"]["spec"]["minReplicas"], resources["hpa.yaml"]["spec"]["maxReplicas"]) == (7, 7)
+    assert _server_container(resources)["resources"]["limits"]["nvidia.com/gpu"] == 2
+    assert _server_container(resources)["image"].startswith("registry.example/team/tritonize/triton:")
+    for resource in resources.values():
+        _validate(resource)
+
+
+def test_kubernetes_refuses_bad_requests_when_target_or_replicas_invalid():
+    with pytest.raises(DeployError, match="embedded"):
+        kubernetes.manifests(load_spec(), load_release(), Target.EMBEDDED)
+    with pytest.raises(DeployError, match="replicas"):
+        kubernetes.manifests(load_spec(), load_release(), Target.CPU, replicas=0)
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.value)
+def test_kubernetes_checked_in_manifests_equal_generation_when_cli_writes_them(tmp_path, target):
+    out = tmp_path / target.value
+    assert cli_main(["deploy", "kubernetes", "--target", target.value, "--out", str(out)]) == 0
+    checked_in = ROOT / "deploy" / "kubernetes" / target.value
+    fresh = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.yaml"))
+    assert fresh == sorted(p.relative_to(checked_in).as_posix() for p in checked_in.rglob("*.yaml"))
+    drifted = [name for name in fresh if not filecmp.cmp(out / name, checked_in / name, shallow=False)]
+    assert drifted == [], f"run `tritonize deploy kubernetes --target {target.value} --out deploy/kubernetes/{target.value}`"
+    for name in fresh:
+        if not name.startswith("monitoring/"):
+            _validate(yaml.safe_load((out / name).read_text(encoding="utf-8")))
+
+
+def test_cli_deploy_kubernetes_exits_1_with_message_when_replicas_zero(tmp_path, capsys):
+    assert cli_main(["deploy", "kubernetes", "--target", "cpu", "--replicas", "0", "--out", str(tmp_path)]) == 1
+    assert "--replicas must be >= 1" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

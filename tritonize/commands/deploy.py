@@ -1,0 +1,88 @@
+"""``tritonize deploy``: deployment files generated from the spec and the pinned NGC release.
+
+    tritonize deploy compose [--target gpu|cpu] [--out docker-compose.yml]
+    tritonize deploy kubernetes [--target gpu|cpu] [--replicas N] [--registry R] --out DIR
+    tritonize deploy release [--check-tensorrt] [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tritonize.spec import Target, load_spec
+
+_TARGETS = ("gpu", "cpu")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("deploy", help="generate docker compose / Kubernetes files from the spec and the pinned release")
+    verbs = p.add_subparsers(dest="deploy_command", required=True, metavar="WHAT")
+
+    compose = verbs.add_parser("compose", help="write docker-compose.yml (gpu) or docker-compose.cpu.yml (cpu)")
+    compose.add_argument("--spec", type=Path, default=None, help="spec TOML (default: the one shipped)")
+    compose.add_argument("--target", choices=_TARGETS, default="gpu")
+    compose.add_argument("--out", default=None, help="file to write, '-' for stdout (default: docker-compose[.cpu].yml)")
+    compose.set_defaults(func=run_compose)
+
+    kube = verbs.add_parser("kubernetes", help="write Kubernetes manifests (one file per resource) into --out")
+    kube.add_argument("--spec", type=Path, default=None, help="spec TOML (default: the one shipped)")
+    kube.add_argument("--target", choices=_TARGETS, default="gpu")
+    kube.add_argument("--replicas", type=int, default=None, help="Triton servers (default: the spec's [server] replicas)")
+    kube.add_argument("--registry", default="", help="registry prefix of the images the cluster pulls, e.g. ghcr.io/me")
+    kube.add_argument("--out", type=Path, required=True, help="directory for the manifests")
+    kube.set_defaults(func=run_kubernetes)
+
+    release = verbs.add_parser("release", help="print the pinned NGC release; check this image against it")
+    release.add_argument("--check-tensorrt", action="store_true", help="exit 1 unless the installed TensorRT is the pinned one")
+    release.add_argument("--markdown", action="store_true", help="print the README's release table")
+    release.set_defaults(func=run_release)
+
+
+def run_compose(args: argparse.Namespace) -> int:
+    from tritonize.deploy.compose import DEFAULT_FILES, render
+    from tritonize.deploy.release import load_release
+
+    target = Target(args.target)
+    text = render(load_spec(args.spec), load_release(), target)
+    out = args.out or DEFAULT_FILES[target]
+    if out == "-":
+        sys.stdout.write(text)
+    else:
+        Path(out).write_text(text, encoding="utf-8")
+        print(f"wrote {out}")
+    return 0
+
+
+def run_kubernetes(args: argparse.Namespace) -> int:
+    from tritonize.deploy.kubernetes import write_manifests
+    from tritonize.deploy.release import load_release
+
+    paths = write_manifests(
+        load_spec(args.spec), load_release(), Target(args.target), args.out, replicas=args.replicas, registry=args.registry
+    )
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
+def run_release(args: argparse.Namespace) -> int:
+    from tritonize.deploy.release import load_release, markdown_table
+
+    release = load_release()
+    if args.check_tensorrt:
+        try:
+            import tensorrt
+        except ImportError:
+            print("tritonize: error: TensorRT is not installed in this environment", file=sys.stderr)
+            return 1
+        release.check_tensorrt(tensorrt.__version__)
+        print(f"TensorRT {tensorrt.__version__} matches the pinned {release.tensorrt_version} (NGC {release.ngc_release})")
+        return 0
+    if args.markdown:
+        print(markdown_table(release), end="")
+        return 0
+    for key, value in release.facts().items():
+        print(f"{key}={value}")
+    return 0

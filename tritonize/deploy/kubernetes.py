@@ -1,0 +1,365 @@
+"""Kubernetes manifests generated from the spec and the pinned release.
+
+One file per resource, applied together with ``kubectl apply -f DIR``:
+
+- ``pvc.yaml``: the model repository volume, written once by the build Job, read by every server.
+- ``job-build.yaml``: ``tritonize build --target gpu|cpu`` in the engine-build image (the same
+  image pairing as the compose ``build`` service); one GPU for the gpu target, because TensorRT
+  engines are specific to the GPU architecture and TensorRT version that built them.
+- ``deployment.yaml``: Triton servers (the pinned tritonserver image). An init container waits for
+  the Job's build report; readiness and liveness probes on ``/v2/health/ready`` and ``/live``;
+  ``/dev/shm`` is an in-memory ``emptyDir`` (the Python backend moves tensors through it, and it
+  counts against the memory limit, hence limit = request + shm); the admin APIs are restricted with
+  the key from a Secret.
+- ``service.yaml`` (HTTP, gRPC, metrics), ``hpa.yaml``, ``pdb.yaml``, ``networkpolicy.yaml``.
+- ``monitoring/prometheus-adapter-values.yaml``: the Prometheus adapter rule that turns Triton's
+  counters into the HPA's metric (a Helm values file, not a resource: kept out of ``DIR`` itself).
+
+Autoscaling: the HPA reads the pods metric ``triton_queue_duration_us_per_request``, which the
+adapter computes per pod as rate(``nv_inference_queue_duration_us``) / rate(``nv_inference_request_success``)
+over all models of the pod: the average time a request waited in a Triton queue. Above the spec's
+``queue_time_target_us`` the servers are saturated (requests queue), so the HPA adds replicas.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tritonize.deploy import images, yaml_io
+from tritonize.deploy.release import Release
+from tritonize.deploy.server_command import triton_command
+from tritonize.errors import DeployError
+from tritonize.repository.layout import REPORT_FILE
+from tritonize.spec import ServerSpec, Spec, Target
+
+TARGETS = (Target.GPU, Target.CPU)
+APP = "tritonize"
+SERVER = f"{APP}-triton"
+BUILD_JOB = f"{APP}-build"
+MODELS_CLAIM = f"{APP}-models"
+ADMIN_SECRET = f"{APP}-admin"
+ADMIN_SECRET_KEY = "admin-key"
+ADMIN_ENV = "TRITON_ADMIN_KEY"
+DATA = "/data"  # the models volume; the repository is a directory in it, so the build can swap it by rename
+REPOSITORY = f"{DATA}/model_repository"
+GPU_RESOURCE = "nvidia.com/gpu"
+QUEUE_METRIC = "triton_queue_duration_us_per_request"
+RATE_WINDOW = "2m"  # at least 4 scrapes of a 30 s Prometheus interval
+SCRAPER_LABEL = "kubernetes.io/metadata.name"  # set on every namespace by Kubernetes itself
+
+
+def _labels(component: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": APP, "app.kubernetes.io/component": component}
+
+
+def _meta(name: str, component: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "labels": _labels(component), **extra}
+
+
+def _cpu(cpus: float) -> str:
+    return str(int(cpus)) if float(cpus).is_integer() else f"{round(cpus * 1000)}m"
+
+
+def _resources(server: ServerSpec, target: Target, gpus: int, *, shm: bool) -> dict[str, Any]:
+    """Requests from the spec; the memory limit adds the in-memory /dev/shm, which is charged to the pod."""
+    memory_mib = server.memory_gib * 1024 + (server.shm_size_mib if shm else 0)
+    requests: dict[str, Any] = {"cpu": _cpu(server.cpus), "memory": f"{server.memory_gib}Gi"}
+    limits: dict[str, Any] = {"memory": f"{memory_mib}Mi"}
+    if target is Target.GPU:
+        limits[GPU_RESOURCE] = gpus  # extended resources: the request defaults to the limit
+    return {"requests": requests, "limits": limits}
+
+
+def _gpu_tolerations(target: Target) -> dict[str, Any]:
+    """GPU node pools are commonly tainted ``nvidia.com/gpu:NoSchedule``; tolerate it only where a GPU is asked for."""
+    if target is not Target.GPU:
+        return {}
+    return {"tolerations": [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]}
+
+
+def models_claim(server: ServerSpec) -> dict[str, Any]:
+    """ReadWriteMany: one Job writes it, servers on several nodes read it (RWO works on a single node)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _meta(MODELS_CLAIM, "model-repository"),
+        "spec": {
+            "accessModes": ["ReadWriteMany"],
+            "resources": {"requests": {"storage": f"{server.storage_gib}Gi"}},
+        },
+    }
+
+
+def build_job(server: ServerSpec, release: Release, target: Target, registry: str) -> dict[str, Any]:
+    image = images.engines_image(release, registry)
+    container = {
+        "name": "build",
+        "image": image.name,
+        "args": ["build", "--target", target.value, "--out", REPOSITORY],
+        "workingDir": DATA,
+        "env": [
+            {"name": "TRITONIZE_CACHE", "value": f"{DATA}/.cache/tritonize"},
+            {"name": "HF_HOME", "value": f"{DATA}/.cache/huggingface"},
+        ],
+        "resources": _resources(server, target, 1, shm=False),
+        "volumeMounts": [{"name": "models", "mountPath": DATA}],
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _meta(BUILD_JOB, "engine-build"),
+        "spec": {
+            "backoffLimit": 1,
+            "template": {
+                "metadata": {"labels": _labels("engine-build")},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [container],
+                    "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": MODELS_CLAIM}}],
+                    **_gpu_tolerations(target),
+                },
+            },
+        },
+    }
+
+
+def _http_probe(path: str, port: str, *, period: int, failures: int) -> dict[str, Any]:
+    return {"httpGet": {"path": path, "port": port}, "periodSeconds": period, "failureThreshold": failures}
+
+
+def _server_container(server: ServerSpec, release: Release, target: Target, registry: str) -> dict[str, Any]:
+    ports = (("http", server.http_port), ("grpc", server.grpc_port), ("metrics", server.metrics_port))
+    return {
+        "name": "triton",
+        "image": images.triton_image(release, target, registry).name,
+        # $(VAR) is expanded by the kubelet from the container's env: the key never appears in the manifest.
+        "args": triton_command(server, repository=REPOSITORY, admin_key=f"$({ADMIN_ENV})"),
+        "env": [
+            {
+                "name": ADMIN_ENV,
+                "valueFrom": {"secretKeyRef": {"name": ADMIN_SECRET, "key": ADMIN_SECRET_KEY}},
+            }
+        ],
+        "ports": [{"name": name, "containerPort": port, "protocol": "TCP"} for name, port in ports],
+        # Loading engines and Python-backend stubs takes minutes: liveness waits for the startup probe.
+        "startupProbe": _http_probe("/v2/health/live", "http", period=10, failures=60),
+        "readinessProbe": _http_probe("/v2/health/ready", "http", period=5, failures=3),
+        "livenessProbe": _http_probe("/v2/health/live", "http", period=10, failures=3),
+        "resources": _resources(server, target, server.gpus, shm=True),
+        "volumeMounts": [
+            {"name": "models", "mountPath": DATA, "readOnly": True},
+            {"name": "dshm", "mountPath": "/dev/shm"},
+        ],
+        "securityContext": {"allowPrivilegeEscalation": False},
+    }
+
+
+def _wait_for_build(release: Release, target: Target, registry: str) -> dict[str, Any]:
+    """Servers start only once the Job's build report exists (written last, after every validation)."""
+    report = f"{REPOSITORY}/{REPORT_FILE}"
+    return {
+        "name": "wait-for-repository",
+        "image": images.triton_image(release, target, registry).name,
+        "command": ["sh", "-c", f'until [ -f "{report}" ]; do echo "waiting for {report}"; sleep 10; done'],
+        "volumeMounts": [{"name": "models", "mountPath": DATA, "readOnly": True}],
+    }
+
+
+def triton_deployment(
+    server: ServerSpec, release: Release, target: Target, replicas: int, registry: str
+) -> dict[str, Any]:
+    pod_labels = _labels("triton")
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(SERVER, "triton"),
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": pod_labels},
+            # Surge, never drop below the current count: a rollout needs one spare GPU, not downtime.
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {
+                "metadata": {
+                    "labels": pod_labels,
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(server.metrics_port),
+                        "prometheus.io/path": "/metrics",
+                    },
+                },
+                "spec": {
+                    "initContainers": [_wait_for_build(release, target, registry)],
+                    "containers": [_server_container(server, release, target, registry)],
+                    "volumes": [
+                        {"name": "models", "persistentVolumeClaim": {"claimName": MODELS_CLAIM, "readOnly": True}},
+                        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{server.shm_size_mib}Mi"}},
+                    ],
+                    "topologySpreadConstraints": [
+                        {
+                            "maxSkew": 1,
+                            "topologyKey": "kubernetes.io/hostname",
+                            "whenUnsatisfiable": "ScheduleAnyway",
+                            "labelSelector": {"matchLabels": pod_labels},
+                        }
+                    ],
+                    "terminationGracePeriodSeconds": 60,
+                    **_gpu_tolerations(target),
+                },
+            },
+        },
+    }
+
+
+def triton_service(server: ServerSpec) -> dict[str, Any]:
+    ports = (("http", server.http_port), ("grpc", server.grpc_port), ("metrics", server.metrics_port))
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(SERVER, "triton"),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": _labels("triton"),
+            "ports": [
+                {"name": name, "port": port, "targetPort": name, "protocol": "TCP", "appProtocol": app}
+                for (name, port), app in zip(ports, ("http", "kubernetes.io/h2c", "http"))
+            ],
+        },
+    }
+
+
+def autoscaler(server: ServerSpec, replicas: int, max_replicas: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _meta(SERVER, "triton"),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": SERVER},
+            "minReplicas": replicas,
+            "maxReplicas": max_replicas,
+            "metrics": [
+                {
+                    "type": "Pods",
+                    "pods": {
+                        "metric": {"name": QUEUE_METRIC},
+                        "target": {"type": "AverageValue", "averageValue": str(server.queue_time_target_us)},
+                    },
+                }
+            ],
+            # A new GPU server takes minutes to load its engines: scale up at once, down slowly.
+            "behavior": {
+                "scaleUp": {"stabilizationWindowSeconds": 0, "policies": [{"type": "Pods", "value": 1, "periodSeconds": 120}]},
+                "scaleDown": {"stabilizationWindowSeconds": 600, "policies": [{"type": "Pods", "value": 1, "periodSeconds": 300}]},
+            },
+        },
+    }
+
+
+def disruption_budget() -> dict[str, Any]:
+    """maxUnavailable 1, not minAvailable: with a single replica minAvailable 1 would block every node drain."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(SERVER, "triton"),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": _labels("triton")}},
+    }
+
+
+def network_policy(server: ServerSpec) -> dict[str, Any]:
+    """Inference ports open to any client the cluster routes here; the metrics port only to the monitoring namespace."""
+    monitoring = {"namespaceSelector": {"matchLabels": {SCRAPER_LABEL: server.monitoring_namespace}}}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(SERVER, "triton"),
+        "spec": {
+            "podSelector": {"matchLabels": _labels("triton")},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {"ports": [{"protocol": "TCP", "port": p} for p in (server.http_port, server.grpc_port)]},
+                {"from": [monitoring], "ports": [{"protocol": "TCP", "port": server.metrics_port}]},
+            ],
+        },
+    }
+
+
+def _per_pod_rate(counter: str) -> str:
+    """PromQL: the counter's rate summed over the pod's models (adapter fills the matchers and grouping)."""
+    return f"sum(rate({counter}{{<<.LabelMatchers>>}}[{RATE_WINDOW}])) by (<<.GroupBy>>)"
+
+
+def adapter_values() -> dict[str, Any]:
+    """prometheus-adapter Helm values: the custom metric the HPA reads, per pod.
+
+    Idle pods report 0 (the ``or ... * 0`` branch) instead of no value, so the HPA can scale down.
+    """
+    queue = _per_pod_rate("nv_inference_queue_duration_us")
+    success = _per_pod_rate("nv_inference_request_success")
+    query = f"({queue} / ({success} > 0)) or ({success} * 0)"
+    return {
+        "rules": {
+            "custom": [
+                {
+                    "seriesQuery": 'nv_inference_queue_duration_us{namespace!="",pod!=""}',
+                    "resources": {"overrides": {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}},
+                    "name": {"matches": "^nv_inference_queue_duration_us$", "as": QUEUE_METRIC},
+                    "metricsQuery": query,
+                }
+            ]
+        }
+    }
+
+
+def manifests(
+    spec: Spec, release: Release, target: Target, *, replicas: int | None = None, registry: str = ""
+) -> dict[str, dict[str, Any]]:
+    """File name -> resource, for ``target`` (gpu or cpu).
+
+    ``replicas`` (default: the spec's) is the Deployment's size and the autoscaler's floor; the
+    ceiling is the spec's ``max_replicas``, raised to ``replicas`` when that is larger.
+
+    Raises:
+        DeployError: an unknown target or a replica count below 1.
+    """
+    if target not in TARGETS:
+        raise DeployError(f"Kubernetes deploys the {[t.value for t in TARGETS]} targets, not {target.value!r}")
+    server = spec.server
+    count = server.replicas if replicas is None else replicas
+    if count < 1:
+        raise DeployError(f"--replicas must be >= 1, got {count}")
+    return {
+        "pvc.yaml": models_claim(server),
+        "job-build.yaml": build_job(server, release, target, registry),
+        "deployment.yaml": triton_deployment(server, release, target, count, registry),
+        "service.yaml": triton_service(server),
+        "hpa.yaml": autoscaler(server, count, max(server.max_replicas, count)),
+        "pdb.yaml": disruption_budget(),
+        "networkpolicy.yaml": network_policy(server),
+    }
+
+
+ADAPTER_FILE = "monitoring/prometheus-adapter-values.yaml"
+
+
+def _header(target: Target, release: Release, what: str) -> str:
+    return (
+        f"GENERATED by `tritonize deploy kubernetes --target {target.value}` from tritonize/models.toml and\n"
+        f"tritonize/deploy/versions.env (NGC {release.ngc_release}): {what}"
+    )
+
+
+def write_manifests(
+    spec: Spec, release: Release, target: Target, out: Path, *, replicas: int | None = None, registry: str = ""
+) -> list[Path]:
+    """Write every manifest plus the adapter values into ``out``; returns the paths written."""
+    written = [
+        yaml_io.write(out / name, yaml_io.dump(resource, _header(target, release, f"{resource['kind']}.")))
+        for name, resource in manifests(spec, release, target, replicas=replicas, registry=registry).items()
+    ]
+    adapter_note = (
+        "prometheus-adapter Helm values\n(helm upgrade --install prometheus-adapter prometheus-community/prometheus-adapter"
+        f" -n {spec.server.monitoring_namespace} -f {ADAPTER_FILE}).\n"
+        f"The HPA in hpa.yaml reads {QUEUE_METRIC} through the custom metrics API."
+    )
+    written.append(yaml_io.write(out / ADAPTER_FILE, yaml_io.dump(adapter_values(), _header(target, release, adapter_note))))
+    return written
