@@ -105,8 +105,8 @@ def test_gpu_build_makes_validated_engines_and_reuses_them_when_unchanged(tmp_pa
                            only=("distilbert_emotion", "t5_small_emotion"))
     report = build(options)
     entry = report["models"]["distilbert_emotion"]
-    assert entry["engine_validation"]["top1_agreement"] >= 0.99
-    assert report["models"]["t5_small_emotion"]["engine_validation"]["token_agreement"] >= 0.99
+    assert entry["accuracy_gate"]["top1_agreement"] >= 0.99
+    assert report["models"]["t5_small_emotion"]["accuracy_gate"]["token_agreement"] >= 0.99
     for step in ("distilbert_emotion_model", "t5_small_emotion_encoder", "t5_small_emotion_decoder_with_past"):
         info = json.loads((out / step / "1" / "build_info.json").read_text())
         assert info["plan"]["step"] == step and (out / step / "1" / "model.plan").stat().st_size > 0

@@ -85,6 +85,7 @@ class ModelSpec:
     workspace_mb: int = 2048  # TensorRT builder WORKSPACE memory pool
     engine_tolerance: dict[Precision, float] = field(default_factory=lambda: dict(_DEFAULT_ENGINE_TOLERANCE))
     min_agreement: float = 0.99  # top-1 (classifier) / token (T5) agreement a faster graph must keep
+    max_prob_diff: float | None = None  # optional gate: max |probability - FP32 probability| (None: reported only)
     source: str = "<spec>"
 
     def __post_init__(self) -> None:
@@ -151,6 +152,11 @@ class ModelSpec:
                 not 0.5 <= self.min_agreement <= 1,
                 "min_agreement",
                 f"must be in [0.5, 1], got {self.min_agreement}",
+            ),
+            (
+                self.max_prob_diff is not None and not 0 < self.max_prob_diff < 1,
+                "max_prob_diff",
+                f"must be in (0, 1): 1 or more would switch the gate off, got {self.max_prob_diff}",
             ),
             *(
                 (
@@ -299,8 +305,9 @@ _SCALAR_TYPES: dict[str, type | tuple[type, ...]] = {
     "opt_batch_size": int,
     "workspace_mb": int,
     "min_agreement": (int, float),
+    "max_prob_diff": (int, float),
 }
-_FLOAT_FIELDS = ("tolerance", "min_agreement")
+_FLOAT_FIELDS = ("tolerance", "min_agreement", "max_prob_diff")
 
 
 def _parse_enum(enum_type: type[enum.Enum], value: Any, source: str, field_name: str) -> Any:

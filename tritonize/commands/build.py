@@ -17,6 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("model_repository"), help="repository directory")
     p.add_argument("--model", action="append", default=None, help="rebuild only this deployment (repeatable); "
                    "the others in --out are kept and the build report is merged")
+    p.add_argument("--validation-data", type=Path, default=None, help="text;label or TSV file whose texts validate "
+                   "the exports and gate engines / INT8 (default: the built-in corpus that fits each deployment)")
     p.add_argument("--no-dynamic-batching", action="store_true", help="turn the dynamic batcher off (for benchmarks)")
     p.add_argument("--plan", action="store_true", help="print the gpu target's engine profiles and precision plans "
                    "(dry run: nothing is exported or written)")
@@ -24,8 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tritonize.corpus import load_corpus
     from tritonize.pipeline import BuildOptions, build, plan
 
+    texts = tuple(e.text for e in load_corpus(args.validation_data)) if args.validation_data else ()
     options = BuildOptions(
         spec=load_spec(args.spec),
         out=args.out,
@@ -33,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
         demo=args.demo,
         only=tuple(args.model or ()),
         dynamic_batching=not args.no_dynamic_batching,
+        validation_texts=texts,
     )
     if args.plan:
         for deployment, plans in plan(options).items():

@@ -1,4 +1,4 @@
-"""Engine validation: a faster graph against the FP32 ONNX, on real sentences, as served.
+"""The accuracy gate: a faster graph (TensorRT engine, INT8 ONNX) against the FP32 ONNX, as served.
 
 Like the ONNX validation, it collects every failure into one error. Inputs are tokenized by
 the serving tokenizer code (bucket padding, joint per batch as on the gpu target), in batch
@@ -18,6 +18,7 @@ quantized one, or a test's) for the candidate.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,27 @@ from tritonize.spec import ModelSpec
 
 Step = Callable[[dict[str, np.ndarray], list[str]], dict[str, np.ndarray]]
 BATCH_SIZES = (1, 3, 8, 5)  # cycled; none is a typical profile opt
+
+
+@dataclass(frozen=True, kw_only=True)
+class Gate:
+    """What a faster graph must keep: ``min_agreement`` (top-1 / greedy tokens), and optionally
+    ``tolerance`` (max |output - FP32 output|) and ``max_prob_diff`` (max |probability - FP32|)."""
+
+    min_agreement: float
+    tolerance: float | None = None
+    max_prob_diff: float | None = None
+
+    def check(self, diff: float, agreement: float, prob_diff: float, what: str, failures: list[str]) -> None:
+        if self.tolerance is not None and diff > self.tolerance:
+            failures.append(f"max |{what} - FP32| = {diff:.3g} > tolerance {self.tolerance:g}")
+        if agreement < self.min_agreement:
+            failures.append(f"agreement with FP32 {agreement:.4f} < min_agreement {self.min_agreement:g}")
+        if self.max_prob_diff is not None and prob_diff > self.max_prob_diff:
+            failures.append(f"max |probability - FP32| = {prob_diff:.3g} > max_prob_diff {self.max_prob_diff:g}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"min_agreement": self.min_agreement, "tolerance": self.tolerance, "max_prob_diff": self.max_prob_diff}
 
 
 def ort_step(onnx_path: Path) -> Step:
@@ -73,7 +95,7 @@ def _max_diff(where: str, expected: np.ndarray, actual: np.ndarray, failures: li
 
 
 def validate_classifier_step(
-    name: str, reference: Step, candidate: Step, batches: list[dict], tolerance: float, min_agreement: float
+    name: str, reference: Step, candidate: Step, batches: list[dict], gate: Gate
 ) -> dict[str, Any]:
     """Compare logits batch by batch. Raises ValidationError listing every failure."""
     failures: list[str] = []
@@ -89,10 +111,7 @@ def validate_classifier_step(
             max_prob_diff = max(max_prob_diff, float(np.abs(softmax(expected) - softmax(actual)).max()))
         rows += expected.shape[0]
     agreement = agree / rows if rows else 0.0
-    if max_diff > tolerance:
-        failures.append(f"max |logits - FP32| = {max_diff:.3g} > tolerance {tolerance:g}")
-    if agreement < min_agreement:
-        failures.append(f"top-1 agreement with FP32 {agreement:.4f} < {min_agreement:g}")
+    gate.check(max_diff, agreement, max_prob_diff, "logits", failures)
     if failures:
         raise ValidationError(name, failures)
     return {
@@ -101,8 +120,7 @@ def validate_classifier_step(
         "max_prob_diff": max_prob_diff,
         "num_texts": rows,
         "num_batches": len(batches),
-        "tolerance": tolerance,
-        "min_agreement": min_agreement,
+        "gate": gate.to_dict(),
     }
 
 
@@ -129,8 +147,7 @@ def validate_t5_steps(
     decoding: dict[str, int],
     label_ids: Sequence[Sequence[int]],
     max_new_tokens: int,
-    tolerance: float,
-    min_agreement: float,
+    gate: Gate,
 ) -> dict[str, Any]:
     """Encoder outputs, greedy decoding and label scoring of ``candidate`` vs ``reference``.
 
@@ -154,10 +171,7 @@ def validate_t5_steps(
             got = t5_decoding.score_labels(candidate["decoder"], hidden, *args)
             prob_diff = max(prob_diff, _max_diff(f"batch {i} label probabilities", want, got, failures))
     agreement = same_tokens / tokens_total if tokens_total else 0.0
-    if hidden_diff > tolerance:
-        failures.append(f"max |encoder output - FP32| = {hidden_diff:.3g} > tolerance {tolerance:g}")
-    if agreement < min_agreement:
-        failures.append(f"greedy token agreement with FP32 {agreement:.4f} < {min_agreement:g}")
+    gate.check(hidden_diff, agreement, prob_diff, "encoder output", failures)
     if failures:
         raise ValidationError(name, failures)
     return {
@@ -167,6 +181,5 @@ def validate_t5_steps(
         "label_prob_max_diff": prob_diff,
         "num_texts": rows,
         "max_new_tokens": max_new_tokens,
-        "tolerance": tolerance,
-        "min_agreement": min_agreement,
+        "gate": gate.to_dict(),
     }

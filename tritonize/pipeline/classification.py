@@ -50,8 +50,8 @@ def build_classification(model: ModelSpec, checkpoint: str, ws: Workspace) -> De
     entry: dict[str, Any] = {"labels": list(labels), "validation": validation}
     if compiled.report:
         entry["engines"] = compiled.report
-    if compiled.engines:
-        entry["engine_validation"] = _validate_engine(model, onnx_path, compiled, tokenizer_json, pad_id, texts)
+    if compiled.candidates:
+        entry["accuracy_gate"] = _gate(model, options.target, onnx_path, compiled, tokenizer_json, pad_id, texts)
     artifacts = ClassificationArtifacts(
         labels=labels, pad_token_id=pad_id, tokenizer_json=tokenizer_json, model=compiled.steps["model"]
     )
@@ -59,18 +59,23 @@ def build_classification(model: ModelSpec, checkpoint: str, ws: Workspace) -> De
     return DeploymentBuild.from_configs(entry, configs, ws.repository, compiled.pending)
 
 
-def _validate_engine(
-    model: ModelSpec, onnx_path: Path, compiled: Compiled, tokenizer_json: Path, pad_id: int, texts: list[str]
+def _gate(
+    model: ModelSpec,
+    target: Target,
+    onnx_path: Path,
+    compiled: Compiled,
+    tokenizer_json: Path,
+    pad_id: int,
+    texts: list[str],
 ) -> dict[str, Any]:
-    from tritonize.engines.runtime import EngineRunner
+    """The compiled graph (engine or INT8) against the FP32 ONNX on the validation texts."""
     from tritonize.engines.validate import ort_step, token_batches, validate_classifier_step
 
-    log.info("%s: validating the engine against the FP32 ONNX", model.name)
+    log.info("%s: accuracy gate of the compiled model step against the FP32 ONNX", model.name)
     return validate_classifier_step(
-        f"{model.name} engine",
+        f"{model.name} ({model.precision[target].value})",
         ort_step(onnx_path),
-        EngineRunner(compiled.engines["model"]),
+        compiled.candidate_steps()["model"],
         token_batches(tokenizer_json, model, pad_id, texts),
-        compiled.engine_tolerance(model),
-        model.min_agreement,
+        compiled.gate(model),
     )

@@ -1,6 +1,7 @@
 """compile(target): validated ONNX graphs -> the files each engine step serves.
 
-* ``embedded`` / ``cpu`` in FP32: the ONNX graph itself (ONNX Runtime runs it).
+* ``embedded`` / ``cpu`` in FP32: the ONNX graph itself (ONNX Runtime runs it); in INT8 its
+  dynamically quantized copy (:mod:`tritonize.engines.quantize`).
 * ``gpu``: one TensorRT engine per step, from the plan (profiles + precision), with its
   ``build_info.json``; the ONNX goes along so the engine can be rebuilt on the serving GPU.
   An engine whose cache key (ONNX, TensorRT, compute capability, plan) matches the one already
@@ -19,6 +20,7 @@ from typing import Any
 
 from tritonize.engines.build_info import BuildInfo, cache_key, file_sha256
 from tritonize.engines.plan import EnginePlan
+from tritonize.engines.validate import Gate, Step, ort_step
 from tritonize.errors import EngineBuildError
 from tritonize.export.tensors import GraphDecl
 from tritonize.repository import layout
@@ -53,15 +55,31 @@ class CompileContext:
 
 @dataclass(frozen=True, kw_only=True)
 class Compiled:
+    """The compiled steps, and the faster graphs the accuracy gate must compare with FP32.
+
+    ``candidates`` (by component) are TensorRT engines (gpu) or INT8 ONNX graphs (cpu targets);
+    empty when the step serves the FP32 export itself, or its engine is still pending.
+    """
+
     steps: dict[str, StepFiles]  # by component
-    engines: dict[str, Path]  # built engine per component (gpu target)
-    report: dict[str, Any]  # by step: plan, build info or pending
+    candidates: dict[str, Path] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)  # by step: plan, build info or pending
     pending: tuple[str, ...] = ()  # steps whose engines need TensorRT
     plans: dict[str, EnginePlan] = field(default_factory=dict)  # by component, resolved for the GPU used
 
-    def engine_tolerance(self, model: ModelSpec) -> float:
-        """The validation tolerance of the loosest precision among the built engines."""
-        return max(model.engine_tolerance[p.precision.precision] for p in self.plans.values())
+    def gate(self, model: ModelSpec) -> Gate:
+        """The accuracy gate: agreement always; for engines also the output tolerance of the
+        loosest precision built (INT8 logits are gated through agreement and probabilities)."""
+        tolerance = max((model.engine_tolerance[p.precision.precision] for p in self.plans.values()), default=None)
+        return Gate(min_agreement=model.min_agreement, tolerance=tolerance, max_prob_diff=model.max_prob_diff)
+
+    def candidate_steps(self) -> dict[str, Step]:
+        """Step callables of the candidates: TensorRT runners (gpu) or ONNX Runtime sessions."""
+        if self.plans:
+            from tritonize.engines.runtime import EngineRunner
+
+            return {c: EngineRunner(path) for c, path in self.candidates.items()}
+        return {c: ort_step(path) for c, path in self.candidates.items()}
 
 
 def compile_graphs(context: CompileContext, exported: dict[str, Exported]) -> Compiled:
@@ -70,14 +88,18 @@ def compile_graphs(context: CompileContext, exported: dict[str, Exported]) -> Co
     Raises EngineBuildError: a precision the target cannot compile, or a failed engine build.
     """
     precision = context.model.precision[context.target]
-    if context.target is not Target.GPU:
-        if precision is not Precision.FP32:
-            raise EngineBuildError(
-                f"{context.model.name}: {precision.value} for the {context.target.value} target is not built yet"
-            )
-        steps = {c: StepFiles(graph=e.graph, files={layout.ONNX_FILE: e.onnx}) for c, e in exported.items()}
-        return Compiled(steps=steps, engines={}, report={})
-    return _compile_engines(context, exported)
+    if context.target is Target.GPU:
+        return _compile_engines(context, exported)
+    if precision is Precision.INT8:
+        from tritonize.engines.quantize import quantize_int8
+
+        quantized = {c: quantize_int8(e.onnx, context.workdir / e.step / layout.ONNX_FILE) for c, e in exported.items()}
+        steps = {c: StepFiles(graph=e.graph, files={layout.ONNX_FILE: quantized[c]}) for c, e in exported.items()}
+        return Compiled(steps=steps, candidates=quantized)
+    if precision is not Precision.FP32:  # the spec refuses it already; a guard for programmatic specs
+        raise EngineBuildError(f"{context.model.name}: {precision.value} is not built for the {context.target.value} target")
+    steps = {c: StepFiles(graph=e.graph, files={layout.ONNX_FILE: e.onnx}) for c, e in exported.items()}
+    return Compiled(steps=steps)
 
 
 def _compile_engines(context: CompileContext, exported: dict[str, Exported]) -> Compiled:
@@ -124,7 +146,7 @@ def _compile_engines(context: CompileContext, exported: dict[str, Exported]) -> 
         steps[component] = StepFiles(graph=item.graph, files=files)
         engines[component] = engine
         resolved[component] = plan
-    return Compiled(steps=steps, engines=engines, report=report, pending=tuple(pending), plans=resolved)
+    return Compiled(steps=steps, candidates=engines, report=report, pending=tuple(pending), plans=resolved)
 
 
 def island_nodes(onnx_path: Path, plan: EnginePlan) -> list[str]:

@@ -19,7 +19,7 @@ from tritonize.spec import ModelSpec, Target
 
 log = logging.getLogger(__name__)
 
-ENGINE_VALIDATION_NEW_TOKENS = 4  # decode past the spec's 1-2 tokens so decoder_with_past is checked
+GATE_NEW_TOKENS = 4  # decode past the spec's 1-2 tokens so the gate checks decoder_with_past too
 
 
 def plan_text2text(model: ModelSpec, checkpoint: str, texts: list[str]) -> dict[str, EnginePlan]:
@@ -55,9 +55,9 @@ def build_text2text(model: ModelSpec, checkpoint: str, ws: Workspace) -> Deploym
     entry: dict[str, Any] = {"labels": list(model.labels), "validation": validation}
     if compiled.report:
         entry["engines"] = compiled.report
-    if compiled.engines:
+    if compiled.candidates:
         onnx = {c: g.onnx for c, g in graphs.items()}
-        entry["engine_validation"] = _validate_engines(model, onnx, compiled, tokenizer_json, parameters, texts)
+        entry["accuracy_gate"] = _gate(model, options.target, onnx, compiled, tokenizer_json, parameters, texts)
     artifacts = Text2TextArtifacts(
         labels=model.labels, tokenizer_json=tokenizer_json, steps=compiled.steps, parameters=parameters
     )
@@ -65,30 +65,30 @@ def build_text2text(model: ModelSpec, checkpoint: str, ws: Workspace) -> Deploym
     return DeploymentBuild.from_configs(entry, configs, ws.repository, compiled.pending)
 
 
-def _validate_engines(
+def _gate(
     model: ModelSpec,
+    target: Target,
     onnx: dict[str, Path],
     compiled: Compiled,
     tokenizer_json: Path,
     parameters: dict[str, str],
     texts: list[str],
 ) -> dict[str, Any]:
+    """The compiled graphs (engines or INT8) against the FP32 ONNX graphs, through the decoding loop."""
     from tritonize.backends.t5_decoding import label_token_ids
     from tritonize.backends.tokenize_step import load_tokenizer
-    from tritonize.engines.runtime import EngineRunner
     from tritonize.engines.validate import ort_step, token_batches, validate_t5_steps
 
-    log.info("%s: validating the engines against the FP32 ONNX graphs", model.name)
+    log.info("%s: accuracy gate of the compiled steps against the FP32 ONNX graphs", model.name)
     decoding = {k: int(v) for k, v in parameters.items()}
     tokenizer = load_tokenizer(str(tokenizer_json.parent), model.max_input_length)
     return validate_t5_steps(
-        f"{model.name} engines",
+        f"{model.name} ({model.precision[target].value})",
         {c: ort_step(path) for c, path in onnx.items()},
-        {c: EngineRunner(path) for c, path in compiled.engines.items()},
+        compiled.candidate_steps(),
         token_batches(tokenizer_json, model, decoding["pad_token_id"], texts),
         decoding,
         label_token_ids(tokenizer, model.labels) if model.labels else [],
-        max(model.max_new_tokens, ENGINE_VALIDATION_NEW_TOKENS),
-        compiled.engine_tolerance(model),
-        model.min_agreement,
+        max(model.max_new_tokens, GATE_NEW_TOKENS),
+        compiled.gate(model),
     )
