@@ -66,21 +66,32 @@ def check_signature(session: Any, graph: GraphDecl, graph_name: str, failures: l
     _check_args(f"{graph_name} outputs", graph.outputs, session.get_outputs(), failures)
 
 
-def compare(where: str, expected: Any, actual: Any, tolerance: float, failures: list[str]) -> float:
-    """Max |actual - expected|; appends a failure on shape mismatch, NaN or diff > tolerance."""
+def compare(
+    where: str,
+    expected: Any,
+    actual: Any,
+    tolerance: float | None,
+    failures: list[str],
+    names: tuple[str, str] = ("ONNX", "PyTorch"),
+) -> float:
+    """Max |actual - expected|; appends a failure on shape mismatch, NaN or diff > tolerance.
+
+    ``tolerance`` None only measures (a gate decides elsewhere); ``names`` name the two sides.
+    """
     import numpy as np
 
+    candidate, reference = names
     expected = np.asarray(expected, dtype=np.float64)
     actual = np.asarray(actual, dtype=np.float64)
     if expected.shape != actual.shape:
-        failures.append(f"{where}: shape {list(actual.shape)} != PyTorch {list(expected.shape)}")
+        failures.append(f"{where}: shape {list(actual.shape)} != {reference} {list(expected.shape)}")
         return float("inf")
     if not np.all(np.isfinite(actual)):
-        failures.append(f"{where}: ONNX output holds NaN or Inf")
+        failures.append(f"{where}: {candidate} output holds NaN or Inf")
         return float("inf")
     diff = float(np.max(np.abs(actual - expected))) if actual.size else 0.0
-    if diff > tolerance:
-        failures.append(f"{where}: max |ONNX - PyTorch| = {diff:.3g} > tolerance {tolerance:g}")
+    if tolerance is not None and diff > tolerance:
+        failures.append(f"{where}: max |{candidate} - {reference}| = {diff:.3g} > tolerance {tolerance:g}")
     return diff
 
 
