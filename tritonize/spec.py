@@ -69,6 +69,14 @@ class ModelSpec:
     max_new_tokens: int = 1
     max_new_tokens_limit: int = 32
     tolerance: float = 1e-4
+    # Python steps (tokenizer, postprocess, the embedded target's fused step): instances, the
+    # rows one execute() may gather from queued requests (>= max_batch_size, so whole requests
+    # merge), and the batcher's wait. fuse_steps: on the embedded target, tokenizer + ONNX
+    # Runtime + postprocess run as one Python model (one stub crossing instead of three).
+    python_instances: int = 1
+    python_max_batch_size: int = 0  # 0: max_batch_size
+    python_max_queue_delay_us: int = 0
+    fuse_steps: bool = False
     source: str = "<spec>"
 
     def __post_init__(self) -> None:
@@ -91,6 +99,17 @@ class ModelSpec:
                 f"must be >= 1 (dynamic batching needs a batch dimension), got {self.max_batch_size}",
             ),
             (self.instances < 1, "instances", f"must be >= 1, got {self.instances}"),
+            (self.python_instances < 1, "python_instances", f"must be >= 1, got {self.python_instances}"),
+            (
+                self.python_max_batch_size != 0 and self.python_max_batch_size < self.max_batch_size,
+                "python_max_batch_size",
+                f"must be 0 or >= max_batch_size ({self.max_batch_size}), got {self.python_max_batch_size}",
+            ),
+            (
+                self.python_max_queue_delay_us < 0,
+                "python_max_queue_delay_us",
+                f"must be >= 0, got {self.python_max_queue_delay_us}",
+            ),
             (self.max_queue_delay_us < 0, "max_queue_delay_us", f"must be >= 0, got {self.max_queue_delay_us}"),
             (self.max_input_length < 2, "max_input_length", f"must be >= 2, got {self.max_input_length}"),
             (
@@ -120,6 +139,11 @@ class ModelSpec:
             ),
         ]
         return [(name, problem) for broken, name, problem in rules if broken]
+
+    @property
+    def python_batch(self) -> int:
+        """Rows one execute() of a Python step may gather (``python_max_batch_size`` or max_batch_size)."""
+        return self.python_max_batch_size or self.max_batch_size
 
     @property
     def is_generative(self) -> bool:
@@ -178,6 +202,10 @@ _SCALAR_TYPES: dict[str, type | tuple[type, ...]] = {
     "max_new_tokens": int,
     "max_new_tokens_limit": int,
     "tolerance": (int, float),
+    "python_instances": int,
+    "python_max_batch_size": int,
+    "python_max_queue_delay_us": int,
+    "fuse_steps": bool,
 }
 
 
@@ -218,7 +246,7 @@ def _parse_model(raw: dict[str, Any], source: str, index: int) -> ModelSpec:
             kwargs[key] = tuple(value)
         else:
             expected = _SCALAR_TYPES[key]
-            if not isinstance(value, expected) or isinstance(value, bool):
+            if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
                 raise SpecError(source, where, f"must be of type {getattr(expected, '__name__', 'number')}, got {value!r}")
             kwargs[key] = float(value) if key == "tolerance" else value
     return ModelSpec(**kwargs)
