@@ -43,6 +43,7 @@ class BuildOptions:
     dynamic_batching: bool = True
     cache_dir: Path = field(default_factory=default_cache_dir)
     validation_texts: tuple[str, ...] = ()
+    train_data: Path | None = None  # demo builds: fine-tune on this labelled file (see tritonize.demo)
 
     def __post_init__(self) -> None:
         if self.target not in BUILD_TARGETS:
@@ -52,6 +53,8 @@ class BuildOptions:
             )
         if self.demo is not None and self.demo not in DEMO_SIZES:
             raise RepositoryError(f"--demo must be one of {DEMO_SIZES}, got {self.demo!r}")
+        if self.train_data is not None and self.demo is None:
+            raise RepositoryError("--train-data fine-tunes the demo checkpoints: use it with --demo tiny|full")
 
 
 def resolve_checkpoint(model: ModelSpec, options: BuildOptions) -> tuple[str, dict[str, Any] | None]:
@@ -59,10 +62,12 @@ def resolve_checkpoint(model: ModelSpec, options: BuildOptions) -> tuple[str, di
     if options.demo is None:
         check_checkpoint(model.checkpoint)
         return model.checkpoint, None
-    from tritonize.demo import make_demo_checkpoint
+    from tritonize.demo import demo_checkpoint_dir, make_demo_checkpoint, read_marker
 
-    path = make_demo_checkpoint(model, options.demo, options.cache_dir / "demo" / f"{model.demo}-{options.demo}")
-    return str(path), {"size": options.demo, "architecture": model.demo, "path": str(path)}
+    out_dir = demo_checkpoint_dir(options.cache_dir / "demo", model, options.demo, options.train_data)
+    path = make_demo_checkpoint(model, options.demo, out_dir, train_data=options.train_data)
+    train = (read_marker(path) or {}).get("train_data")
+    return str(path), {"size": options.demo, "architecture": model.demo, "path": str(path), "train_data": train}
 
 
 def check_checkpoint(checkpoint: str) -> None:

@@ -21,6 +21,7 @@ from tritonize.errors import TritonizeError
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 EMOTION_FILE = "emotion.txt"
+EMOTION_TRAIN_FILE = "emotion_train.txt"
 REVIEWS_FILE = "reviews.tsv"
 EMOTION_LABELS = ("sadness", "joy", "love", "anger", "fear", "surprise")
 SENTIMENT_LABELS = ("negative", "positive")
@@ -90,6 +91,12 @@ def load_corpus(path: str | Path) -> list[Example]:
 def builtin_emotion() -> list[Example]:
     """~120 sentences (3 to ~60 words), 20 per label: sadness, joy, love, anger, fear, surprise."""
     return load_corpus(DATA_DIR / EMOTION_FILE)
+
+
+def builtin_emotion_train() -> list[Example]:
+    """~140 more short sentences, about 23 per emotion label, that only train the demo checkpoints
+    (validation, tests and the bench keep :func:`builtin_emotion`, so they do not grow)."""
+    return load_corpus(DATA_DIR / EMOTION_TRAIN_FILE)
 
 
 def builtin_reviews() -> list[Example]:

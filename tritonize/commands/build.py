@@ -17,6 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("model_repository"), help="repository directory")
     p.add_argument("--model", action="append", default=None, help="build only this deployment (repeatable)")
     p.add_argument("--no-dynamic-batching", action="store_true", help="turn the dynamic batcher off (for benchmarks)")
+    p.add_argument(
+        "--train-data", type=Path, help="with --demo: fine-tune the demo checkpoints on this text;label or TSV file"
+    )
     p.set_defaults(func=run)
 
 
@@ -30,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
         target=Target(args.target),
         demo=args.demo,
         dynamic_batching=not args.no_dynamic_batching,
+        train_data=args.train_data,
     )
     report = build(options)
     summary = {name: entry.get("validation", {}) for name, entry in report["models"].items()}
