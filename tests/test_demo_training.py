@@ -44,7 +44,7 @@ def test_make_demo_checkpoint_fine_tunes_on_file_slice_when_train_data_given(tmp
     data = _slice_file(tmp_path)
     out = make_demo_checkpoint(demo_spec("distilbert"), "tiny", scratch_dir("trained-slice"), train_data=data)
     marker = json.loads((out / MARKER).read_text())
-    assert marker["train_data"]["examples"] == 60 and marker["recipe"]["steps"] == math.ceil(1.5 * 60 / 32)
+    assert marker["train_data"]["examples"] == 60 and marker["fine_tune"]["steps"] == math.ceil(SIZES["tiny"].file_epochs * 60 / 32)
     classify = pipeline("text-classification", model=str(out), device="cpu")
     answers = classify([e.text for e in builtin_emotion()[:60]])
     assert all(a["label"] in EMOTION_LABELS for a in answers)

@@ -50,11 +50,29 @@ def pad_ids(id_lists: list[list[int]], pad_token_id: int) -> tuple[np.ndarray, n
     return ids, mask
 
 
-def length_groups(lengths: list[int], max_rows: int) -> list[np.ndarray]:
-    """Row indices sorted by length, cut into groups of at most ``max_rows``: CPU cost follows
-    padded tokens, so rows of similar length are batched together."""
+MAX_PADDING = 0.25  # a group's padded tokens may exceed its real tokens by this fraction
+
+
+def length_groups(lengths: list[int], max_rows: int, max_padding: float = MAX_PADDING) -> list[np.ndarray]:
+    """Row indices sorted by length, cut into groups of at most ``max_rows`` whose padding (to the
+    group's longest row) adds at most ``max_padding`` of their real tokens.
+
+    CPU cost follows padded tokens: measured on the full-size model, batches of 8 in arrival
+    order ran slower than one text at a time, sorted ones 1.5x faster.
+    """
     order = np.argsort(np.asarray(lengths), kind="stable")
-    return [order[i : i + max_rows] for i in range(0, len(order), max_rows)]
+    groups: list[list[int]] = []
+    real = 0
+    for index in order.tolist():
+        length = lengths[index]  # ascending: the newest row is the group's longest
+        group = groups[-1] if groups else None
+        if group is None or len(group) >= max_rows or length * (len(group) + 1) > (1 + max_padding) * (real + length):
+            groups.append([index])
+            real = length
+        else:
+            group.append(index)
+            real += length
+    return [np.asarray(group, dtype=np.int64) for group in groups]
 
 
 def run_logits(session: Any, id_lists: list[list[int]], pad_token_id: int, max_rows: int) -> np.ndarray:

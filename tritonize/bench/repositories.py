@@ -73,12 +73,17 @@ def bench_models(spec: Any, classifier: str | None = None) -> list[str]:
     return classifiers[:1] + [m.name for m in generators[:1]]
 
 
+# Sources that do not shape a built repository: changing them does not rebuild it.
+NOT_BUILD_INPUTS = ("bench", "commands", "evaluation", "loadtest", "aio_client.py", "client.py", "cli.py", "server.py")
+
+
 def fingerprint(spec: Any, demo: str, dynamic_batching: bool) -> str:
-    """Hash of every tritonize source and data file plus the spec's deployments and build options:
-    a repository built under another one is stale (code, spec or options changed)."""
+    """Hash of the tritonize sources and data files a build reads, plus the spec's deployments and
+    the build options: a repository built under another one is stale (code, spec or options changed)."""
     package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
-    for path in sorted(p for p in package.rglob("*") if p.is_file() and p.suffix in (".py", ".toml", ".txt", ".tsv")):
+    files = [p for p in package.rglob("*") if p.is_file() and p.suffix in (".py", ".toml", ".txt", ".tsv")]
+    for path in sorted(p for p in files if p.relative_to(package).parts[0] not in NOT_BUILD_INPUTS):
         digest.update(str(path.relative_to(package)).encode())
         digest.update(path.read_bytes())
     digest.update(repr((spec.models, demo, dynamic_batching)).encode())

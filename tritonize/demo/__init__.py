@@ -62,11 +62,27 @@ def write_marker(out_dir: Path, info: dict[str, Any]) -> None:
     (Path(out_dir) / MARKER).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def recipe_digest(demo: str) -> str:
+    """Hash of what a demo checkpoint is made from: its builder module, the tokenizer trainer and
+    the built-in corpora. A cached checkpoint built from other sources is rebuilt."""
+    import hashlib
+
+    from tritonize.corpus import DATA_DIR
+
+    here = Path(__file__).resolve().parent
+    module = "distilbert.py" if demo in DISTILBERT_DEMOS else "t5.py"
+    digest = hashlib.sha256()
+    for path in [here / module, here / "tokenizer_training.py", *sorted(DATA_DIR.iterdir())]:
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _is_cached(out_dir: Path, demo: str, size: str, labels: tuple[str, ...], train: dict[str, Any] | None) -> bool:
     marker = read_marker(out_dir)
     return (
         marker is not None
         and marker.get("version") == MARKER_VERSION
+        and marker.get("recipe") == recipe_digest(demo)
         and marker.get("demo") == demo
         and marker.get("size") == size
         and tuple(marker.get("labels", ())) == labels
@@ -168,7 +184,7 @@ def make_demo_checkpoint(model: ModelSpec, size: str, out_dir: Path, train_data:
         out_dir,
         {
             "version": MARKER_VERSION, "demo": model.demo, "size": size, "seed": SEED, "labels": list(labels),
-            "train_data": train, **info,
+            "train_data": train, "recipe": recipe_digest(model.demo), **info,
         },  # fmt: skip
     )
     logger.info("built demo checkpoint %s (%s, %s)", out_dir, model.demo, size)
