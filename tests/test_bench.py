@@ -64,18 +64,20 @@ def test_evaluate_goals_compares_best_served_with_baselines_when_rows_present() 
 
 
 def test_overhead_goal_uses_best_served_row_at_saturation_when_tokenizer_measured() -> None:
-    result = BenchResult(config={})
+    result = BenchResult(config={"cpus": 2})
     result.rows = [
         _row(_served(16, "grpc", Load.SATURATION, per_request=1), 800),
-        _row(_served(4, "http", Load.SATURATION, per_request=32), 9000),
+        _row(_served(4, "http", Load.SATURATION, per_request=32), 9000, cpu_share=0.9),
         _row(RowKey(path=RowPath.TOKENIZER, load=Load.BATCH, level=1), 30000),
-        _row(RowKey(path=RowPath.TOKENIZER, load=Load.BATCH, level=32), 40000),
+        _row(RowKey(path=RowPath.TOKENIZER, load=Load.BATCH, level=32), 40000, cpu_share=0.2),
         _row(RowKey(path=RowPath.IN_PROCESS, load=Load.BATCH, level=32), 12000),
     ]
     goals = {g["goal"]: g for g in evaluate_goals(result)}
     assert goals["served texts/s / tokenizer alone"]["measured"] == pytest.approx(9000 / 40000)
     assert goals["served texts/s / tokenizer alone"]["met"] is False
     assert goals["served texts/s / tokenizer + ORT in-process"]["measured"] == pytest.approx(0.75)
+    # per CPU-second: 9000 / 1.8 = 5000 vs 40000 / 0.4 = 100000
+    assert goals["served / tokenizer alone, per CPU-second"]["measured"] == pytest.approx(0.05)
     assert "served / raw ONNX Runtime at saturation" not in goals  # standard rows absent
     assert "saturation 4, 32 texts/request" in goals["served texts/s / tokenizer alone"]["detail"]
 

@@ -83,6 +83,13 @@ def overhead_goals(result: BenchResult) -> list[dict[str, Any]]:
              f"best served ({_where(served)}) vs fastest tokenizer ({tokenizer.setting if tokenizer else '-'})",
              [served, tokenizer]),
     ]  # fmt: skip
+    cpus = result.config.get("cpus")
+    per_cpu = [r.per_cpu_second(cpus) if r else None for r in (served, tokenizer)]
+    goals.append(
+        goal("served / tokenizer alone, per CPU-second", per_cpu[0] / per_cpu[1] if all(per_cpu) else None, 0.5,
+             "the same ratio on texts per CPU-second of the benchmark's processes (client included): "
+             "what contention from other jobs distorts least", [served, tokenizer])
+    )  # fmt: skip
     if work:
         goals.append(
             goal("served texts/s / tokenizer + ORT in-process", _ratio(served, work), 0.5,

@@ -8,8 +8,9 @@ from pathlib import Path
 from tritonize.bench.rows import BenchResult, Load, RowPath
 
 
-def _cells(row, raw) -> list[str]:
+def _cells(row, raw, cpus: int | None) -> list[str]:
     ratio = row.seq_per_s / raw.seq_per_s if raw and raw.seq_per_s and row.key.load is not Load.OPEN_LOOP else None
+    efficiency = row.per_cpu_second(cpus)
     return [
         row.path,
         row.setting,
@@ -18,6 +19,7 @@ def _cells(row, raw) -> list[str]:
         "-" if row.p50_ms is None else f"{row.p50_ms:.1f}",
         "-" if row.p99_ms is None else f"{row.p99_ms:.1f}",
         "-" if row.cpu_share is None else f"{row.cpu_share:.0%}",
+        "-" if efficiency is None else f"{efficiency:.0f}",
     ]
 
 
@@ -26,10 +28,10 @@ def to_markdown(result: BenchResult) -> str:
     lines = [
         f"# tritonize bench ({result.config.get('demo')} demo, {result.config.get('n_texts')} texts)",
         "",
-        "| path | setting | seq/s | vs raw ORT ceiling | p50 ms | p99 ms | CPU share |",
-        "|---|---|---|---|---|---|---|",
+        "| path | setting | seq/s | vs raw ORT ceiling | p50 ms | p99 ms | CPU share | seq per CPU-s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    lines += ["| " + " | ".join(_cells(r, raw)) + " |" for r in result.rows]
+    lines += ["| " + " | ".join(_cells(r, raw, result.config.get("cpus"))) + " |" for r in result.rows]
     lines += ["", "## Goals", "", "| goal | target | measured | met | how |", "|---|---|---|---|---|"]
     for g in result.goals:
         sign = ">=" if g["higher_is_better"] else "<="
@@ -40,7 +42,8 @@ def to_markdown(result: BenchResult) -> str:
         "",
         f"CPU share: of all {result.config.get('cpus')} CPUs, what this benchmark's processes (client, server, "
         "in-process model) got during the row. A saturating row (concurrency 8/32, batched baselines) well "
-        "below 100% was competing with other processes; ratios built on it are not reliable.",
+        "below 100% was competing with other processes; ratios built on it are not reliable. seq per CPU-s: "
+        "seq/s divided by the CPU those processes got, comparable across contended rows.",
     ]
     steps = [(r, name, s) for r in result.rows for name, s in r.server.items()]
     if steps:

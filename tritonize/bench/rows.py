@@ -98,6 +98,13 @@ class Measurement:
     def seq_per_s(self) -> float:
         return self.texts / self.seconds if self.seconds > 0 else 0.0
 
+    def per_cpu_second(self, cpus: int | None) -> float | None:
+        """Texts per CPU-second of the benchmark's own processes: throughput divided by the CPU this
+        work actually got, an efficiency that contention from other jobs distorts far less than seq/s."""
+        if not self.cpu_share or not cpus:
+            return None
+        return self.seq_per_s / (self.cpu_share * cpus)
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["key"] = self.key.to_dict()
