@@ -269,7 +269,7 @@ def _session(config: BenchConfig, log: Log) -> Session:
     if config.repository is not None:
         repository = config.repository
     else:
-        models = bench_models(spec, config.model)
+        models = bench_models(spec, config.model)[: 1 if config.row_set == "overhead" else None]  # T5 is standard-only
         repository = ensure_repository(_repo_dir(config, True), spec.select(models), config.demo, True, config.rebuild)
     deployments = Deployments.of(repository, config.model)
     static = None
