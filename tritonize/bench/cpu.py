@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from tritonize.bench.rows import Measurement, RowKey, latency_fields
@@ -58,12 +57,10 @@ class OwnCpu:
 
 
 def measure(key: RowKey, texts: int | None, work: Callable[[], Any], **extra: Any) -> Measurement:
-    """Run ``work`` under :class:`OwnCpu`; it returns seconds, or (seconds, per-request latencies),
-    or (seconds, latencies, texts done). ``texts`` ``None``: one text per latency."""
+    """Run ``work`` under :class:`OwnCpu`; it returns seconds, or (seconds, per-request latencies).
+    ``texts`` ``None``: one text per latency."""
     with OwnCpu() as own:
         out = work()
-    seconds, latencies, done = (*out, None, None)[:3] if isinstance(out, tuple) else (out, [], None)
-    latencies = latencies or []
-    count = done if done is not None else (len(latencies) if texts is None else texts)
-    row = Measurement(key=key, texts=count, seconds=seconds, **latency_fields(latencies), **extra)
-    return replace(row, cpu_share=own.share)
+    seconds, latencies = out if isinstance(out, tuple) else (out, [])
+    count = len(latencies) if texts is None else texts
+    return Measurement(key=key, texts=count, seconds=seconds, cpu_share=own.share, **latency_fields(latencies), **extra)

@@ -3,6 +3,7 @@ builds that are rebuilt when the code or the spec changed, and servers on free p
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -86,7 +87,8 @@ def fingerprint(spec: Any, demo: str, dynamic_batching: bool) -> str:
     for path in sorted(p for p in files if p.relative_to(package).parts[0] not in NOT_BUILD_INPUTS):
         digest.update(str(path.relative_to(package)).encode())
         digest.update(path.read_bytes())
-    digest.update(repr((spec.models, demo, dynamic_batching)).encode())
+    models = [dataclasses.replace(m, source="") for m in spec.models]  # the facts, not the file they came from
+    digest.update(repr((models, demo, dynamic_batching)).encode())
     return digest.hexdigest()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from tritonize.bench.repositories import (
     statistics_delta,
     step_statistics,
 )
-from tritonize.bench.rows import BenchResult, Load, Measurement, RowKey, RowPath, best_rows
+from tritonize.bench.rows import BenchResult, Load, Measurement, RowKey, RowPath, best_rows, latency_fields
 
 logger = logging.getLogger(__name__)
 
@@ -164,8 +165,11 @@ def measure_saturation(s: Session, endpoints: Endpoints) -> list[Measurement]:
                 path=RowPath.SERVED, load=Load.SATURATION, level=run.processes * run.in_flight,
                 protocol=protocol, texts_per_request=per_request,
             )  # fmt: skip
-            row = measure(key, done, lambda t=(seconds, latencies, done): t, deployment=s.deployments.classifier)
-            rows.append(replace(row, cpu_share=share, server=server))
+            row = Measurement(
+                key=key, texts=done, seconds=seconds, cpu_share=share, server=server,
+                deployment=s.deployments.classifier, **latency_fields(latencies),
+            )  # fmt: skip
+            rows.append(row)
             s.log(f"{row.path} {row.setting}: {row.seq_per_s:.0f} texts/s ({run.processes} client processes)")
     return rows
 
@@ -205,8 +209,9 @@ def _max_new_tokens(s: Session, name: str) -> int:
 def _served_pass(s: Session, result: BenchResult) -> None:
     config = s.config
     standard, overhead = config.row_set in ("standard", "all"), config.row_set in ("overhead", "all")
-    if config.grpc_url:
-        endpoints_cm: Any = _existing(config)
+    if config.grpc_url:  # a server someone else started
+        running = Endpoints(http_url=str(config.http_url), grpc_url=str(config.grpc_url), admin_key=config.admin_key)
+        endpoints_cm: Any = contextlib.nullcontext(running)
     else:
         endpoints_cm = serving(s.repository)
     with endpoints_cm as endpoints:
@@ -316,17 +321,3 @@ def run_bench(config: BenchConfig, log: Log = print) -> BenchResult:
     result.goals = evaluate_goals(result)
     write_result(result, config.out)
     return result
-
-
-class _existing:
-    """A server someone else started, as :class:`Endpoints` (context manager like :func:`serving`)."""
-
-    def __init__(self, config: BenchConfig) -> None:
-        self.endpoints = Endpoints(http_url=str(config.http_url), grpc_url=str(config.grpc_url), admin_key=config.admin_key)
-
-    def __enter__(self) -> Endpoints:
-        return self.endpoints
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
