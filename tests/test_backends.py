@@ -76,3 +76,28 @@ def test_postprocess_matches_softmax_and_argmax():
     assert out["LABEL"].reshape(-1).tolist() == [b"b", b"a"]
     np.testing.assert_allclose(out["PROBABILITIES"].sum(axis=1), 1.0, rtol=1e-6)
     np.testing.assert_allclose(out["SCORE"].reshape(-1), softmax(logits).max(axis=1))
+
+
+def test_pad_ids_pads_to_longest_row_with_mask():
+    from tritonize.backends.fused_classifier import pad_ids
+
+    ids, mask = pad_ids([[5, 6, 7], [8], [9, 10]], pad_token_id=0)
+    assert ids.tolist() == [[5, 6, 7], [8, 0, 0], [9, 10, 0]]
+    assert mask.tolist() == [[1, 1, 1], [1, 0, 0], [1, 1, 0]] and ids.dtype == mask.dtype == np.int64
+
+
+def test_length_groups_sort_rows_by_length_when_cut_into_groups():
+    from tritonize.backends.fused_classifier import length_groups
+
+    groups = length_groups([5, 1, 4, 2, 3], max_rows=2, max_padding=1.0)
+    assert [g.tolist() for g in groups] == [[1, 3], [4, 2], [0]]
+
+
+def test_length_groups_start_new_group_when_padding_would_exceed_budget():
+    from tritonize.backends.fused_classifier import length_groups
+
+    lengths = [10, 10, 11, 40, 41, 10]
+    groups = [g.tolist() for g in length_groups(lengths, max_rows=32, max_padding=0.25)]
+    assert groups == [[0, 1, 5, 2], [3, 4]]
+    padded = sum(max(lengths[i] for i in g) * len(g) for g in groups)
+    assert padded <= 1.25 * sum(lengths)

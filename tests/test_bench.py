@@ -1,18 +1,34 @@
-"""Bench harness: goal arithmetic on fixed rows, and a quick end-to-end run on the tiny demo."""
+"""Bench harness: goal arithmetic on typed rows, caching, and quick end-to-end runs on the tiny demo."""
 
 from __future__ import annotations
 
 import json
-import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from tritonize.bench import BenchConfig, BenchError, BenchResult, Measurement, evaluate_goals, percentile, to_markdown
+from tritonize.bench import (
+    BenchConfig,
+    BenchError,
+    BenchResult,
+    Load,
+    Measurement,
+    RowKey,
+    RowPath,
+    best_rows,
+    evaluate_goals,
+    percentile,
+    to_markdown,
+)
 
 
-def _row(path: str, setting: str, seq_per_s: float, p50: float | None = None, p99: float | None = None) -> Measurement:
-    return Measurement(path=path, setting=setting, texts=100, seconds=100 / seq_per_s, p50_ms=p50, p99_ms=p99)
+def _row(key: RowKey, seq_per_s: float, p50: float | None = None, p99: float | None = None, **extra) -> Measurement:
+    return Measurement(key=key, texts=100, seconds=100 / seq_per_s, p50_ms=p50, p99_ms=p99, **extra)
+
+
+def _served(level: int, protocol: str = "grpc", load: Load = Load.CONCURRENCY, per_request: int = 1) -> RowKey:
+    return RowKey(path=RowPath.SERVED, load=load, level=level, protocol=protocol, texts_per_request=per_request)
 
 
 def test_percentile_is_nearest_rank_when_given_values() -> None:
@@ -23,15 +39,15 @@ def test_percentile_is_nearest_rank_when_given_values() -> None:
 def test_evaluate_goals_compares_best_served_with_baselines_when_rows_present() -> None:
     result = BenchResult(config={})
     result.rows = [
-        _row("served gRPC", "concurrency 1", 40, p50=10.0),
-        _row("served gRPC", "concurrency 32", 90),
-        _row("served HTTP", "concurrency 32", 80),
-        _row("served gRPC", "open loop 45.0 req/s", 45, p50=12.0, p99=40.0),
-        _row("raw ONNX Runtime", "batch 1, unpadded", 60),
-        _row("raw ONNX Runtime", "batch 8, sorted by length", 100),
-        _row("HF pipeline", "batch 1", 30),
-        _row("HF pipeline", "batch 32", 36),
-        _row("no dyn. batching gRPC", "concurrency 32", 50),
+        _row(_served(1), 40, p50=10.0),
+        _row(_served(32), 90),
+        _row(_served(32, "http"), 80),
+        _row(RowKey(path=RowPath.SERVED, load=Load.OPEN_LOOP, protocol="grpc"), 45, p50=12.0, p99=40.0, rate=45.0),
+        _row(RowKey(path=RowPath.RAW_ORT, load=Load.BATCH, level=1), 60, p50=8.0),
+        _row(RowKey(path=RowPath.RAW_ORT, load=Load.BATCH, level=8, sorted_by_length=True), 100),
+        _row(RowKey(path=RowPath.HF_PIPELINE, load=Load.BATCH, level=1), 30),
+        _row(RowKey(path=RowPath.HF_PIPELINE, load=Load.BATCH, level=32), 36),
+        _row(RowKey(path=RowPath.NO_DYNAMIC_BATCHING, load=Load.CONCURRENCY, level=32, protocol="grpc"), 50),
     ]
     goals = {g["goal"]: g for g in evaluate_goals(result)}
     assert goals["served / raw ONNX Runtime at saturation"]["measured"] == pytest.approx(0.9)
@@ -40,59 +56,122 @@ def test_evaluate_goals_compares_best_served_with_baselines_when_rows_present() 
     assert goals["dynamic batching on / off at concurrency 32"]["met"] is False  # 1.8x
     assert goals["p99 at half load / idle p50"]["measured"] == pytest.approx(4.0)
     assert goals["p99 at half load / idle p50"]["met"] is False
-    assert not any(name.startswith("T5") for name in goals)  # no T5 rows: no T5 goal
-    assert "| served gRPC | concurrency 32 | 90.0 | 0.90 |" in to_markdown(result)
+    assert goals["concurrency 1 p50 / raw ONNX Runtime batch 1 p50"]["measured"] == pytest.approx(1.25)
+    assert not any(name.startswith("T5") or "tokenizer" in name for name in goals)  # rows absent: no goal
+    markdown = to_markdown(result)
+    assert "| served gRPC | concurrency 32 | 90.0 | 0.90 |" in markdown
+    assert "| served gRPC | open loop 45.0 req/s | 45.0 | - |" in markdown
 
 
-def test_bench_config_rejects_partial_server_when_urls_incomplete() -> None:
+def test_overhead_goal_uses_best_served_row_at_saturation_when_tokenizer_measured() -> None:
+    result = BenchResult(config={"cpus": 2})
+    result.rows = [
+        _row(_served(16, "grpc", Load.SATURATION, per_request=1), 800),
+        _row(_served(4, "http", Load.SATURATION, per_request=32), 9000, cpu_share=0.9),
+        _row(RowKey(path=RowPath.TOKENIZER, load=Load.BATCH, level=1), 30000),
+        _row(RowKey(path=RowPath.TOKENIZER, load=Load.BATCH, level=32), 40000, cpu_share=0.2),
+        _row(RowKey(path=RowPath.IN_PROCESS, load=Load.BATCH, level=32), 12000),
+    ]
+    goals = {g["goal"]: g for g in evaluate_goals(result)}
+    assert goals["served texts/s / tokenizer alone"]["measured"] == pytest.approx(9000 / 40000)
+    assert goals["served texts/s / tokenizer alone"]["met"] is False
+    assert goals["served texts/s / tokenizer + ORT in-process"]["measured"] == pytest.approx(0.75)
+    # per CPU-second: 9000 / 1.8 = 5000 vs 40000 / 0.4 = 100000
+    assert goals["served / tokenizer alone, per CPU-second"]["measured"] == pytest.approx(0.05)
+    assert "served / raw ONNX Runtime at saturation" not in goals  # standard rows absent
+    assert "saturation 4, 32 texts/request" in goals["served texts/s / tokenizer alone"]["detail"]
+
+
+def test_bench_config_rejects_partial_server_or_unknown_rows_when_given() -> None:
     with pytest.raises(BenchError, match="repository"):
         BenchConfig(grpc_url="127.0.0.1:8001")
+    with pytest.raises(BenchError, match="--rows"):
+        BenchConfig(rows="everything")
+    assert BenchConfig(demo="tiny").row_set == "all" and BenchConfig(demo="full").row_set == "standard"
+
+
+def test_best_rows_keeps_fastest_pass_and_lowest_open_loop_p99_when_passes_repeat() -> None:
+    open_key = RowKey(path=RowPath.SERVED, load=Load.OPEN_LOOP, protocol="grpc")
+    rows = [
+        _row(_served(32), 80),
+        replace(_row(_served(32), 95), pass_index=1),
+        _row(open_key, 40, p50=10, p99=50, rate=40.0),
+        replace(_row(open_key, 47.5, p50=10, p99=30, rate=47.5), pass_index=1),
+    ]
+    best = {row.key: row for row in best_rows(rows)}
+    assert best[_served(32)].seq_per_s == pytest.approx(95)
+    assert best[open_key].p99_ms == 30 and best[open_key].setting == "open loop 47.5 req/s"
+
+
+def test_fingerprint_changes_when_spec_or_options_change() -> None:
+    from tritonize.bench.repositories import fingerprint
+    from tritonize.spec import load_spec
+
+    spec = load_spec().select(["distilbert_emotion"])
+    changed = replace(spec, models=(replace(spec.models[0], max_queue_delay_us=1),))
+    base = fingerprint(spec, "tiny", True)
+    assert base == fingerprint(spec, "tiny", True)
+    assert len({base, fingerprint(changed, "tiny", True), fingerprint(spec, "full", True), fingerprint(spec, "tiny", False)}) == 4
+
+
+def test_deployments_come_from_build_report_when_names_are_custom(tmp_path: Path) -> None:
+    from tritonize.bench.repositories import Deployments
+
+    report = {"models": {"my_t5": {"task": "text2text-generation"}, "my_cls": {"task": "text-classification"}}}
+    (tmp_path / "build_report.json").write_text(json.dumps(report))
+    found = Deployments.of(tmp_path)
+    assert (found.classifier, found.generator) == ("my_cls", "my_t5")
+    with pytest.raises(BenchError, match="no_such"):
+        Deployments.of(tmp_path, "no_such")
+    with pytest.raises(BenchError, match="build_report"):
+        Deployments.of(tmp_path / "missing")
+
+
+def test_own_cpu_share_counts_this_process_when_busy() -> None:
+    from tritonize.bench.cpu import OwnCpu
+
+    with OwnCpu() as own:
+        sum(i * i for i in range(2_000_000))
+    assert own.share is not None and 0 < own.share <= 1
 
 
 @pytest.mark.triton
 @pytest.mark.slow
-def test_bench_quick_runs_end_to_end_when_given_tiny_server(triton_server, tmp_path: Path) -> None:
+def test_bench_quick_runs_every_row_set_end_to_end_when_given_tiny_server(triton_server, tmp_path: Path) -> None:
     from tritonize.bench import run_bench
 
     config = BenchConfig(
         demo="tiny",
         quick=True,
         texts=32,
-        half_load_s=2.0,
+        half_load_s=1.0,
+        saturation_s=1.0,
+        client_processes=1,
         repository=triton_server.repository,
         http_url=triton_server.http_url,
         grpc_url=triton_server.grpc_url,
+        admin_key=triton_server.admin_key,
         out=tmp_path,
     )
-    start = time.monotonic()
     result = run_bench(config, log=lambda line: None)
-    assert time.monotonic() - start < 60
-    paths = {(r.path, r.setting) for r in result.rows}
+    keys = {r.key for r in result.rows}
     for expected in [
-        ("served gRPC", "concurrency 32"),
-        ("served HTTP", "concurrency 1"),
-        ("raw ONNX Runtime", "batch 32, sorted by length"),
-        ("HF pipeline", "batch 32"),
-        ("no dyn. batching gRPC", "concurrency 32"),
+        _served(32),
+        _served(1, "http"),
+        RowKey(path=RowPath.RAW_ORT, load=Load.BATCH, level=32, sorted_by_length=True),
+        RowKey(path=RowPath.HF_PIPELINE, load=Load.BATCH, level=32),
+        RowKey(path=RowPath.NO_DYNAMIC_BATCHING, load=Load.CONCURRENCY, level=32, protocol="grpc"),
+        RowKey(path=RowPath.TOKENIZER, load=Load.BATCH, level=32),
+        RowKey(path=RowPath.IN_PROCESS, load=Load.BATCH, level=32),
+        _served(16, "grpc", Load.SATURATION, per_request=1),
+        _served(4, "http", Load.SATURATION, per_request=32),
     ]:
-        assert expected in paths
+        assert expected in keys, expected
     assert all(r.seq_per_s > 0 for r in result.rows)
+    saturated = [r for r in result.rows if r.key.load is Load.SATURATION]
+    assert len(saturated) == 4 and all(r.server for r in saturated)  # per-step statistics read with the admin key
     saved = json.loads((tmp_path / "bench.json").read_text())
     assert len(saved["all_passes"]) >= len(saved["rows"])
-    assert len(saved["goals"]) >= 5 and (tmp_path / "bench.md").read_text().startswith("# tritonize bench")
-
-
-def test_best_rows_keeps_fastest_pass_and_lowest_open_loop_p99_when_passes_repeat() -> None:
-    from dataclasses import replace
-
-    from tritonize.bench import best_rows
-
-    rows = [
-        _row("served gRPC", "concurrency 32", 80),
-        replace(_row("served gRPC", "concurrency 32", 95), pass_index=1),
-        _row("served gRPC", "open loop 40.0 req/s", 40, p50=10, p99=50),
-        replace(_row("served gRPC", "open loop 47.5 req/s", 47.5, p50=10, p99=30), pass_index=1),
-    ]
-    best = {row.key: row for row in best_rows(rows)}
-    assert best[("served gRPC", "concurrency 32")].seq_per_s == pytest.approx(95)
-    assert best[("served gRPC", "open loop")].p99_ms == 30
+    names = {g["goal"] for g in saved["goals"]}
+    assert {"served texts/s / tokenizer alone", "concurrency 1 p50 / raw ONNX Runtime batch 1 p50"} <= names
+    assert (tmp_path / "bench.md").read_text().startswith("# tritonize bench")

@@ -80,3 +80,14 @@ def test_make_demo_checkpoint_raises_when_demo_or_size_unknown():
         make_demo_checkpoint(demo_spec("bert-large"), "tiny", scratch_dir("unknown"))
     with pytest.raises(DemoError, match="size"):
         make_demo_checkpoint(demo_spec("distilbert"), "huge", scratch_dir("unknown"))
+
+
+def test_tiny_demo_answers_demo_and_readme_sentences_correctly_when_built_without_file():
+    from tritonize.commands.demo import SENTENCES
+
+    expected = dict(zip(SENTENCES, ["joy", "sadness", "anger", "fear"]))
+    expected.update({"i feel great": "joy", "i love this": "love", "i feel great today": "joy"})
+    path = str(tiny_checkpoint("distilbert"))
+    classify = pipeline("text-classification", model=path, tokenizer=path, device="cpu")
+    answers = {text: result["label"] for text, result in zip(expected, classify(list(expected)))}
+    assert answers == expected

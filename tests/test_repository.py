@@ -1,5 +1,6 @@
 """Generated configs are parsed back into Triton's protobuf and compared, not string-matched."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from tritonize.repository.triton_config import (
 )
 from tritonize.spec import Target, load_spec
 
-MODEL = load_spec().get("distilbert_emotion")
+SHIPPED = load_spec().get("distilbert_emotion")
+MODEL = dataclasses.replace(SHIPPED, fuse_steps=False)  # the three-step ensemble every target can run
 
 
 def _by_name(configs):
@@ -139,3 +141,52 @@ def test_tensor_decl_dims_drop_batch_axis():
     assert [t.triton_dims() for t in graph.inputs] == [[-1], [-1]]
     assert graph.outputs[0].triton_dims() == [6]
     assert graph.dynamic_axes()["input_ids"] == {0: "batch", 1: "sequence"}
+
+
+def test_fused_configs_keep_contract_when_embedded_fuses_steps():
+    fused = _by_name(classification_configs(SHIPPED, Target.EMBEDDED, 6, 0))
+    assert SHIPPED.fuse_steps and list(fused) == ["distilbert_emotion", "distilbert_emotion_model"]
+    ensemble = parse_pbtxt(to_pbtxt(fused["distilbert_emotion"]))
+    separate = parse_pbtxt(to_pbtxt(classification_configs(MODEL, Target.EMBEDDED, 6, 0)[0]))
+    assert list(ensemble.input) == list(separate.input) and list(ensemble.output) == list(separate.output)
+    step = parse_pbtxt(to_pbtxt(fused["distilbert_emotion_model"]))
+    assert step.backend == "python" and step.max_batch_size == SHIPPED.python_batch > SHIPPED.max_batch_size
+    assert step.dynamic_batching.max_queue_delay_microseconds == SHIPPED.python_max_queue_delay_us
+    assert step.parameters["engine_batch"].string_value == str(SHIPPED.max_batch_size)
+    assert [o.name for o in step.output] == ["LABEL", "SCORE", "PROBABILITIES"]
+
+
+@pytest.mark.parametrize("target", [Target.CPU, Target.GPU])
+def test_fuse_steps_keeps_separate_engine_step_when_target_is_not_embedded(target):
+    names = [c.name for c in classification_configs(SHIPPED, target, 6, 0)]
+    assert names == [c.name for c in classification_configs(MODEL, target, 6, 0)]
+    assert "distilbert_emotion_tokenizer" in names and "distilbert_emotion_postprocess" in names
+
+
+def test_python_step_fields_reach_tokenizer_and_postprocess_configs():
+    model = dataclasses.replace(MODEL, python_instances=3, python_max_batch_size=128, python_max_queue_delay_us=50)
+    configs = _by_name(classification_configs(model, Target.GPU, 6, 0))
+    for name in ("distilbert_emotion_tokenizer", "distilbert_emotion_postprocess"):
+        proto = parse_pbtxt(to_pbtxt(configs[name]))
+        assert (proto.instance_group[0].count, proto.max_batch_size) == (3, 128)
+        assert proto.dynamic_batching.max_queue_delay_microseconds == 50
+    assert parse_pbtxt(to_pbtxt(configs["distilbert_emotion_model"])).max_batch_size == model.max_batch_size
+
+
+def test_write_classification_lays_out_fused_step_when_embedded_fuses(tmp_path: Path):
+    tok = tmp_path / "tokenizer.json"
+    tok.write_text(json.dumps({"dummy": True}))
+    onnx = tmp_path / "model.onnx"
+    onnx.write_bytes(b"onnx")
+    labels = ("a", "b", "c", "d", "e", "f")
+    from tritonize.export.tensors import sequence_classification_graph
+
+    step_files = StepFiles(graph=sequence_classification_graph(6), files={"model.onnx": onnx})
+    art = ClassificationArtifacts(labels=labels, pad_token_id=0, tokenizer_json=tok, model=step_files)
+    write_classification(tmp_path / "repo", SHIPPED, Target.EMBEDDED, art)
+    step = tmp_path / "repo" / "distilbert_emotion_model"
+    for name in ("model.py", "model.onnx", "tokenizer.json", "tritonize_backend_tokenize_step.py",
+                 "tritonize_backend_onnx_runner.py", "tritonize_backend_postprocess_step.py"):
+        assert (step / "1" / name).exists(), name
+    assert (step / "labels.txt").read_text().split() == list(labels)
+    assert sorted(p.name for p in (tmp_path / "repo").iterdir()) == ["distilbert_emotion", "distilbert_emotion_model"]

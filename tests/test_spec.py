@@ -66,3 +66,23 @@ def test_load_spec_error_names_missing_file(tmp_path: Path):
 def test_bucket_for_picks_smallest_fitting_bucket():
     model = parse_spec(VALID + "length_buckets = [16, 32, 64, 512]\n").get("m")
     assert [model.bucket_for(n) for n in (1, 16, 17, 64, 65, 9999)] == [16, 16, 32, 64, 512, 512]
+
+
+def test_parse_spec_reads_python_step_fields_when_given():
+    model = parse_spec(VALID + "fuse_steps = true\npython_instances = 2\npython_max_batch_size = 64\n").get("m")
+    assert (model.fuse_steps, model.python_instances, model.python_batch) == (True, 2, 64)
+    assert parse_spec(VALID).get("m").python_batch == 32  # 0 means max_batch_size
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        ("fuse_steps = 1", "m.fuse_steps"),
+        ("python_instances = 0", "m.python_instances"),
+        ("python_max_batch_size = 8", "m.python_max_batch_size"),
+        ("python_max_queue_delay_us = -1", "m.python_max_queue_delay_us"),
+    ],
+)
+def test_parse_spec_rejects_bad_python_step_field_naming_it(line, field):
+    with pytest.raises(SpecError, match=field.replace(".", r"\.")):
+        parse_spec(VALID + line + "\n")

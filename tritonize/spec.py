@@ -86,6 +86,14 @@ class ModelSpec:
     engine_tolerance: dict[Precision, float] = field(default_factory=lambda: dict(_DEFAULT_ENGINE_TOLERANCE))
     min_agreement: float = 0.99  # top-1 (classifier) / token (T5) agreement a faster graph must keep
     max_prob_diff: float | None = None  # optional gate: max |probability - FP32 probability| (None: reported only)
+    # Python steps (tokenizer, postprocess, the embedded target's fused step): instances, the
+    # rows one execute() may gather from queued requests (>= max_batch_size, so whole requests
+    # merge), and the batcher's wait. fuse_steps: on the embedded target, tokenizer + ONNX
+    # Runtime + postprocess run as one Python model (one stub crossing instead of three).
+    python_instances: int = 1
+    python_max_batch_size: int = 0  # 0: max_batch_size
+    python_max_queue_delay_us: int = 0
+    fuse_steps: bool = False
     source: str = "<spec>"
 
     def __post_init__(self) -> None:
@@ -109,6 +117,17 @@ class ModelSpec:
             ),
             (self.instances < 1, "instances", f"must be >= 1, got {self.instances}"),
             (self.generate_instances < 1, "generate_instances", f"must be >= 1, got {self.generate_instances}"),
+            (self.python_instances < 1, "python_instances", f"must be >= 1, got {self.python_instances}"),
+            (
+                self.python_max_batch_size != 0 and self.python_max_batch_size < self.max_batch_size,
+                "python_max_batch_size",
+                f"must be 0 or >= max_batch_size ({self.max_batch_size}), got {self.python_max_batch_size}",
+            ),
+            (
+                self.python_max_queue_delay_us < 0,
+                "python_max_queue_delay_us",
+                f"must be >= 0, got {self.python_max_queue_delay_us}",
+            ),
             (self.max_queue_delay_us < 0, "max_queue_delay_us", f"must be >= 0, got {self.max_queue_delay_us}"),
             (self.max_input_length < 2, "max_input_length", f"must be >= 2, got {self.max_input_length}"),
             (
@@ -169,6 +188,11 @@ class ModelSpec:
             ),
         ]
         return [(name, problem) for broken, name, problem in rules if broken]
+
+    @property
+    def python_batch(self) -> int:
+        """Rows one execute() of a Python step may gather (``python_max_batch_size`` or max_batch_size)."""
+        return self.python_max_batch_size or self.max_batch_size
 
     @property
     def is_generative(self) -> bool:
@@ -306,6 +330,10 @@ _SCALAR_TYPES: dict[str, type | tuple[type, ...]] = {
     "workspace_mb": int,
     "min_agreement": (int, float),
     "max_prob_diff": (int, float),
+    "python_instances": int,
+    "python_max_batch_size": int,
+    "python_max_queue_delay_us": int,
+    "fuse_steps": bool,
 }
 _FLOAT_FIELDS = ("tolerance", "min_agreement", "max_prob_diff")
 
@@ -344,7 +372,7 @@ def _parse_value(key: str, value: Any, source: str, where: str) -> Any:
             raise SpecError(source, where, f"must be a list of {item_type.__name__}, got {value!r}")
         return tuple(value)
     expected = _SCALAR_TYPES[key]
-    if not isinstance(value, expected) or isinstance(value, bool):
+    if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
         raise SpecError(source, where, f"must be of type {getattr(expected, '__name__', 'number')}, got {value!r}")
     return float(value) if key in _FLOAT_FIELDS else value
 

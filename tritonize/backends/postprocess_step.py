@@ -32,8 +32,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 def postprocess(logits: np.ndarray, labels: list[str]) -> dict[str, np.ndarray]:
     probs = softmax(logits)
     best = probs.argmax(axis=-1)
+    names = np.array([label.encode("utf-8") for label in labels], dtype=np.object_)
     return {
-        "LABEL": np.array([[labels[i].encode("utf-8")] for i in best], dtype=np.object_),
+        "LABEL": names[best].reshape(-1, 1),
         "SCORE": probs[np.arange(len(best)), best].reshape(-1, 1).astype(np.float32),
         "PROBABILITIES": probs,
     }

@@ -14,8 +14,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Builds (or reuses) the demo repository and a variant with dynamic batching off, serves "
             "them with the embedded Triton and measures, on the same texts: served gRPC/HTTP at "
             "concurrency 1/8/32, raw ONNX Runtime (the ceiling), the HF pipeline, dynamic batching "
-            "on vs off, p99 at half load vs idle p50, and T5 served vs generate when present. "
-            "Prints a Markdown table and the goals; writes bench.json and bench.md into --out."
+            "on vs off, p99 at half load vs idle p50, and T5 served vs generate when present "
+            "(--rows standard); the served deployment at saturation from several client processes "
+            "vs its tokenizer alone (--rows overhead). Prints a Markdown table and the goals; "
+            "writes bench.json and bench.md into --out."
         ),
     )
     parser.add_argument("--demo", choices=("full", "tiny"), default="full", help="demo checkpoint size")
@@ -29,6 +31,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--passes", type=int, help="repeat the whole bench; each row keeps its best (default 2, --quick 1)"
     )
     parser.add_argument("--no-hf", action="store_true", help="skip the HF pipeline baseline")
+    parser.add_argument(
+        "--rows", choices=("standard", "overhead", "all"), help="row sets to measure (default: all for tiny, standard for full)"
+    )
+    parser.add_argument("--client-processes", type=int, help="load-generator processes at saturation (default: cores / 2)")
+    parser.add_argument("--saturation-seconds", type=float, help="length of each saturation row (default 8, --quick 2)")
+    parser.add_argument("--spec", type=Path, help="spec TOML the demo repositories are built from (default: shipped)")
+    parser.add_argument("--model", help="classification deployment to measure (default: the first in the repository)")
     parser.add_argument("--out", type=Path, default=Path("artifacts/bench"), help="output directory")
     parser.set_defaults(func=run)
 
@@ -47,6 +56,11 @@ def run(args: argparse.Namespace) -> int:
         rebuild=args.rebuild,
         hf=not args.no_hf,
         passes=args.passes,
+        rows=args.rows,
+        client_processes=args.client_processes,
+        saturation_s=args.saturation_seconds,
+        spec=args.spec,
+        model=args.model,
     )
     result = run_bench(config, log=lambda line: print(f"  {line}", flush=True))
     print()

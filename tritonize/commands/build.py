@@ -22,6 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-dynamic-batching", action="store_true", help="turn the dynamic batcher off (for benchmarks)")
     p.add_argument("--plan", action="store_true", help="print the gpu target's engine profiles and precision plans "
                    "(dry run: nothing is exported or written)")
+    p.add_argument(
+        "--train-data", type=Path, help="with --demo: fine-tune the demo checkpoints on this text;label or TSV file"
+    )
     p.set_defaults(func=run)
 
 
@@ -38,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         only=tuple(args.model or ()),
         dynamic_batching=not args.no_dynamic_batching,
         validation_texts=texts,
+        train_data=args.train_data,
     )
     if args.plan:
         for deployment, plans in plan(options).items():

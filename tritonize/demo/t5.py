@@ -64,10 +64,16 @@ PAD_ID, EOS_ID, UNK_ID = 0, 1, 2  # T5's; <pad> is also the decoder start token
 
 def demo_tokenizer(labels: tuple[str, ...]):
     """The Unigram tokenizer of the T5 demos, trained on every built-in text; labels are single tokens."""
-    from tritonize.corpus import EMOTION_LABELS, SENTIMENT_LABELS, builtin_emotion, builtin_reviews
+    from tritonize.corpus import (
+        EMOTION_LABELS,
+        SENTIMENT_LABELS,
+        builtin_emotion,
+        builtin_emotion_train,
+        builtin_reviews,
+    )
     from tritonize.demo.tokenizer_training import train_unigram
 
-    texts = [e.text for e in (*builtin_emotion(), *builtin_reviews())]
+    texts = [e.text for e in (*builtin_emotion(), *builtin_emotion_train(), *builtin_reviews())]
     return train_unigram(texts, TOKENIZER_VOCAB, required_words=(*EMOTION_LABELS, *SENTIMENT_LABELS, *labels))
 
 
@@ -120,7 +126,21 @@ def _trainable(model: Any, dims: T5Size) -> list[Any]:
     return keep
 
 
-def _fine_tune(model: Any, tokenizer: Any, labels: tuple[str, ...], dims: T5Size, seed: int) -> float:
+MAX_FILE_PAIRS = 1024  # a training file is sampled: the steps are fixed, and full sizes encode every pair once
+
+
+def _pairs(labels: tuple[str, ...], train_data: Path | None, seed: int) -> list[tuple[str, str]]:
+    import random
+
+    pairs = training_examples(labels, train_data)
+    if len(pairs) > MAX_FILE_PAIRS:
+        pairs = random.Random(seed).sample(pairs, MAX_FILE_PAIRS)
+    return pairs
+
+
+def _fine_tune(
+    model: Any, tokenizer: Any, labels: tuple[str, ...], dims: T5Size, seed: int, train_data: Path | None = None
+) -> float:
     """Teacher-forced AdamW steps: text -> label word + ``</s>``; returns the last loss.
 
     Full sizes train the decoder only over encoder outputs computed once: a full-size step
@@ -129,7 +149,7 @@ def _fine_tune(model: Any, tokenizer: Any, labels: tuple[str, ...], dims: T5Size
     """
     import torch
 
-    pairs = training_examples(labels)
+    pairs = _pairs(labels, train_data, seed)
     generator = torch.Generator().manual_seed(seed)
     inputs = tokenizer(
         [t for t, _ in pairs], padding=True, truncation=True, max_length=dims.train_max_length, return_tensors="pt"
@@ -161,7 +181,9 @@ def _fine_tune(model: Any, tokenizer: Any, labels: tuple[str, ...], dims: T5Size
     return float(loss.detach())
 
 
-def build_t5(demo: str, size: str, labels: tuple[str, ...], out_dir: Path, seed: int) -> dict[str, Any]:
+def build_t5(
+    demo: str, size: str, labels: tuple[str, ...], out_dir: Path, seed: int, train_data: Path | None = None
+) -> dict[str, Any]:
     """Write a T5ForConditionalGeneration + tokenizer for ``demo`` to ``out_dir``; returns marker info."""
     import torch
     from transformers import T5ForConditionalGeneration
@@ -173,7 +195,7 @@ def build_t5(demo: str, size: str, labels: tuple[str, ...], out_dir: Path, seed:
     model = T5ForConditionalGeneration(t5_config(demo, size, len(tokenizer)))
     if not dims.tied_lm_head:
         _untie_lm_head(model, seed)
-    loss = _fine_tune(model, tokenizer, labels, dims, seed)
+    loss = _fine_tune(model, tokenizer, labels, dims, seed, train_data)
     model.generation_config.decoder_start_token_id = PAD_ID
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)

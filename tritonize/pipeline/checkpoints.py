@@ -15,10 +15,12 @@ def resolve_checkpoint(model: ModelSpec, options: BuildOptions) -> tuple[str, di
     if options.demo is None:
         check_checkpoint(model.checkpoint)
         return model.checkpoint, None
-    from tritonize.demo import make_demo_checkpoint
+    from tritonize.demo import demo_checkpoint_dir, make_demo_checkpoint, read_marker
 
-    path = make_demo_checkpoint(model, options.demo, options.cache_dir / "demo" / f"{model.demo}-{options.demo}")
-    return str(path), {"size": options.demo, "architecture": model.demo, "path": str(path)}
+    out_dir = demo_checkpoint_dir(options.cache_dir / "demo", model, options.demo, options.train_data)
+    path = make_demo_checkpoint(model, options.demo, out_dir, train_data=options.train_data)
+    train = (read_marker(path) or {}).get("train_data")
+    return str(path), {"size": options.demo, "architecture": model.demo, "path": str(path), "train_data": train}
 
 
 def check_checkpoint(checkpoint: str) -> None:

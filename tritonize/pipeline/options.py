@@ -17,8 +17,7 @@ class BuildOptions:
     """``spec`` is the whole spec; ``only`` names the deployments to rebuild (empty = all).
 
     With ``only``, the other deployments of an existing repository at ``out`` are kept and the
-    rebuilt ones' entries are merged into its build report. ``plan_only`` derives profiles and
-    precision plans without exporting anything (``tritonize build --plan``).
+    rebuilt ones' entries are merged into its build report.
     """
 
     spec: Spec
@@ -29,11 +28,13 @@ class BuildOptions:
     dynamic_batching: bool = True
     cache_dir: Path = field(default_factory=default_cache_dir)
     validation_texts: tuple[str, ...] = ()
-    plan_only: bool = False
+    train_data: Path | None = None  # demo builds: fine-tune on this labelled file (see tritonize.demo)
 
     def __post_init__(self) -> None:
         if self.demo is not None and self.demo not in DEMO_SIZES:
             raise RepositoryError(f"--demo must be one of {DEMO_SIZES}, got {self.demo!r}")
+        if self.train_data is not None and self.demo is None:
+            raise RepositoryError("--train-data fine-tunes the demo checkpoints: use it with --demo tiny|full")
         for name in self.only:
             self.spec.get(name)  # SpecError naming the known deployments
 

@@ -26,6 +26,8 @@ def classification_configs(
     model: ModelSpec, target: Target, num_labels: int, pad_token_id: int, dynamic_batching: bool = True
 ) -> list[TritonModelConfig]:
     """Every config of the deployment, ensemble first. Raises RepositoryError if miswired."""
+    if is_fused(model, target):
+        return fused_configs(model, num_labels, pad_token_id, dynamic_batching)
     names = layout.StepNames(model.name)
     graph = sequence_classification_graph(num_labels)
     tokenizer = steps.tokenizer_step(model, names.tokenizer, target, pad_token_id, dynamic_batching)
@@ -59,6 +61,38 @@ def classification_configs(
     return [ensemble, tokenizer, engine, post]
 
 
+def is_fused(model: ModelSpec, target: Target) -> bool:
+    """Only the embedded target fuses; cpu and gpu keep their separate engine step."""
+    return model.fuse_steps and target is Target.EMBEDDED
+
+
+def fused_configs(model: ModelSpec, num_labels: int, pad_token_id: int, dynamic_batching: bool) -> list[TritonModelConfig]:
+    """The ensemble (the same contract) over one fused step named like the model step."""
+    names = layout.StepNames(model.name)
+    fused = steps.fused_step(model, names.model, num_labels, pad_token_id, dynamic_batching)
+    outputs = {t.name: t.name for t in fused.outputs}
+    ensemble = TritonModelConfig(
+        name=model.name,
+        platform="ensemble",
+        max_batch_size=model.max_batch_size,
+        inputs=(steps.TEXT_INPUT,),
+        outputs=steps.classification_outputs(num_labels, label_filename=layout.LABELS_FILE),
+        ensemble_steps=(EnsembleStep(model_name=names.model, input_map={"TEXT": "TEXT"}, output_map=outputs),),
+    )
+    check_ensemble(ensemble, {fused.name: fused})
+    return [ensemble, fused]
+
+
+def _write_fused(repository: Path, model: ModelSpec, artifacts: ClassificationArtifacts) -> None:
+    names = layout.StepNames(model.name)
+    helpers = ("tokenize_step", "onnx_runner", "postprocess_step")
+    entry = layout.install_python_model(repository, names.model, "fused_classifier", helpers=helpers)
+    layout.copy_file(artifacts.tokenizer_json, entry.parent, layout.TOKENIZER_FILE)
+    layout.write_labels(repository / names.model, artifacts.labels)
+    for name, src in artifacts.model.files.items():
+        layout.copy_file(src, entry.parent, name)
+
+
 def write_classification(
     repository: Path,
     model: ModelSpec,
@@ -66,11 +100,14 @@ def write_classification(
     artifacts: ClassificationArtifacts,
     dynamic_batching: bool = True,
 ) -> list[Path]:
-    """Write the four model directories of the deployment; returns the config paths."""
+    """Write the deployment's model directories (four, or two when fused); returns the config paths."""
     names = layout.StepNames(model.name)
     configs = classification_configs(model, target, len(artifacts.labels), artifacts.pad_token_id, dynamic_batching)
     written = [write_config(c, repository) for c in configs]
     layout.write_labels(repository / model.name, artifacts.labels)
+    if is_fused(model, target):
+        _write_fused(repository, model, artifacts)
+        return written
     layout.write_labels(repository / names.postprocess, artifacts.labels)
     layout.install_python_model(repository, names.tokenizer, "tokenize_step")
     layout.copy_file(artifacts.tokenizer_json, layout.version_dir(repository, names.tokenizer), layout.TOKENIZER_FILE)

@@ -33,14 +33,14 @@ def batcher(model: ModelSpec, enabled: bool, target: Target = Target.EMBEDDED) -
     return DynamicBatching(max_queue_delay_microseconds=model.max_queue_delay_us, preferred_batch_size=preferred)
 
 
-def python_batcher(enabled: bool) -> DynamicBatching | None:
+def python_batcher(enabled: bool, delay_us: int = 0) -> DynamicBatching | None:
     """Tokenizer / postprocess batcher: takes whatever is queued, never waits.
 
     These steps cost little per text, so waiting to fill a batch only adds latency (measured
     on the full DistilBERT demo, 2 cores: p50 at concurrency 1 went from 20 ms to 14 ms);
     under load the queue fills by itself and they still run many requests per execute().
     """
-    return DynamicBatching(max_queue_delay_microseconds=0) if enabled else None
+    return DynamicBatching(max_queue_delay_microseconds=delay_us) if enabled else None
 
 
 def tokenizer_step(
@@ -52,16 +52,41 @@ def tokenizer_step(
     return TritonModelConfig(
         name=name,
         backend="python",
-        max_batch_size=model.max_batch_size,
+        max_batch_size=model.python_batch,
         inputs=(TEXT_INPUT,),
         outputs=(ids, mask),
-        dynamic_batching=python_batcher(dynamic_batching),
-        instance_count=1,
+        dynamic_batching=python_batcher(dynamic_batching, model.python_max_queue_delay_us),
+        instance_count=model.python_instances,
+        parameters={**tokenizer_parameters(model, pad_token_id), "padding": "joint" if target is Target.GPU else "request"},
+    )
+
+
+def tokenizer_parameters(model: ModelSpec, pad_token_id: int) -> dict[str, str]:
+    return {
+        "max_input_length": str(model.max_input_length),
+        "length_buckets": ",".join(str(b) for b in model.length_buckets),
+        "pad_token_id": str(pad_token_id),
+    }
+
+
+def fused_step(model: ModelSpec, name: str, num_labels: int, pad_token_id: int, dynamic_batching: bool) -> TritonModelConfig:
+    """The embedded target's fused step (tokenizer + ONNX Runtime + postprocess in one Python model).
+
+    Its ``max_batch_size`` is the Python steps' (whole requests merge into one execute) and it
+    never waits to fill a batch: while it computes, the queue fills by itself.
+    """
+    return TritonModelConfig(
+        name=name,
+        backend="python",
+        max_batch_size=model.python_batch,
+        inputs=(TEXT_INPUT,),
+        outputs=classification_outputs(num_labels, label_filename=None),
+        dynamic_batching=python_batcher(dynamic_batching, model.python_max_queue_delay_us),
+        instance_count=model.python_instances,
         parameters={
-            "max_input_length": str(model.max_input_length),
-            "length_buckets": ",".join(str(b) for b in model.length_buckets),
-            "pad_token_id": str(pad_token_id),
-            "padding": "joint" if target is Target.GPU else "request",
+            **tokenizer_parameters(model, pad_token_id),
+            "engine_batch": str(model.max_batch_size),
+            "intra_op_num_threads": "0",
         },
     )
 
@@ -94,10 +119,11 @@ def postprocess_step(model: ModelSpec, name: str, num_labels: int, dynamic_batch
     return TritonModelConfig(
         name=name,
         backend="python",
-        max_batch_size=model.max_batch_size,
+        max_batch_size=model.python_batch,
         inputs=(TensorConfig(name="logits", data_type="TYPE_FP32", dims=(num_labels,)),),
         outputs=classification_outputs(num_labels, label_filename=None),
-        dynamic_batching=python_batcher(dynamic_batching),
+        dynamic_batching=python_batcher(dynamic_batching, model.python_max_queue_delay_us),
+        instance_count=model.python_instances,
         instance_kind=KIND_CPU,
     )
 
