@@ -14,11 +14,9 @@ import pytest
 
 
 def _has_pytriton() -> bool:
-    try:
-        import pytriton  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    import importlib.util
+
+    return importlib.util.find_spec("pytriton") is not None
 
 
 @pytest.fixture(scope="session")

@@ -38,11 +38,14 @@ ADMIN_HEADER = "admin-key"
 
 
 def _pytriton_root() -> Path:
-    try:
-        import pytriton
-    except ImportError as exc:
-        raise ServerError("nvidia-pytriton is not installed; `pip install nvidia-pytriton==0.7.0`") from exc
-    return Path(pytriton.__file__).resolve().parent
+    """The nvidia-pytriton package directory, found without importing it: only its bundled
+    tritonserver is used, and importing pytriton pulls in its own client stack (zmq, sh, wrapt)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or spec.origin is None:
+        raise ServerError("nvidia-pytriton is not installed; `pip install nvidia-pytriton==0.7.0`")
+    return Path(spec.origin).resolve().parent
 
 
 def _site_packages() -> Path:
