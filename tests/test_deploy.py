@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tritonize.server import RESTRICTED_APIS
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
 
@@ -19,8 +21,9 @@ def test_compose_serves_the_default_repository_read_only_with_restricted_admin_a
     assert "./model_repository:/models:ro" in service["volumes"]
     command = " ".join(service["command"])
     assert "--model-control-mode=none" in command
-    assert "--http-restricted-api=model-repository,shared-memory:admin-key=" in command
-    assert "--grpc-restricted-protocol=model-repository,shared-memory:admin-key=" in command
+    restricted = ",".join(RESTRICTED_APIS)  # the same endpoints `tritonize serve` closes
+    assert f"--http-restricted-api={restricted}:admin-key=" in command
+    assert f"--grpc-restricted-protocol={restricted}:admin-key=" in command
     assert service["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
     assert (ROOT / service["build"]["context"] / service["build"]["dockerfile"]).exists()
 
