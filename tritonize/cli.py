@@ -14,7 +14,7 @@ import sys
 
 from tritonize.errors import TritonizeError
 
-COMMANDS = ("build", "serve", "classify", "generate", "demo", "loadtest", "bench")
+COMMANDS = ("build", "serve", "health", "classify", "generate", "demo", "loadtest", "bench")
 
 
 def make_parser() -> argparse.ArgumentParser:
