@@ -111,3 +111,17 @@ def classifier_repository(demo_repository: Path, tmp_path_factory: pytest.TempPa
         shutil.copytree(demo_repository / step, out / step)
     (out / "build_report.json").write_text(json.dumps({**report, "models": {name: report["models"][name]}}))
     return out
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ARG001 - pytest's hook signature
+    """Show the fault-injection figures (``record_property`` values starting with FAULT) after the run."""
+    lines = [
+        str(value)
+        for report in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", [])
+        for _, value in getattr(report, "user_properties", [])
+        if str(value).startswith("FAULT")
+    ]
+    if lines:
+        terminalreporter.section("fault injection: requests and recovery")
+        for line in lines:
+            terminalreporter.write_line(line)
