@@ -71,7 +71,7 @@ if [[ $START_SERVER -eq 1 ]]; then
   read -r HTTP_PORT GRPC_PORT METRICS_PORT < <("$PY" -c "from tritonize.server import free_port; print(free_port(), free_port(), free_port())")
   HTTP_URL="127.0.0.1:$HTTP_PORT"; GRPC_URL="127.0.0.1:$GRPC_PORT"
   "$PY" -m tritonize.cli serve --repository "$REPOSITORY" --http-port "$HTTP_PORT" --grpc-port "$GRPC_PORT" \
-    --metrics-port "$METRICS_PORT" >"$OUT/server.log" 2>&1 &
+    --metrics-port "$METRICS_PORT" --expose-statistics >"$OUT/server.log" 2>&1 &
   SERVER_PID=$!
   trap 'kill -INT $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null || true' EXIT
   for _ in $(seq 1 240); do

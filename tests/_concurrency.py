@@ -32,9 +32,17 @@ def run_concurrently(users: int, per_user: Callable[[Any, int], None], make_clie
         raise errors[0]
 
 
-def model_stats(http_url: str, model: str) -> tuple[int, int]:
-    """(inference_count, execution_count) of a model from Triton's statistics extension."""
+def model_stats(http_url: str, model: str, admin_key: str | None = None) -> tuple[int, int]:
+    """(inference_count, execution_count) of a model from Triton's statistics extension.
+
+    ``admin_key``: the statistics endpoint is restricted unless the server exposes it.
+    """
     import tritonclient.http as httpclient
 
-    stats = httpclient.InferenceServerClient(http_url).get_inference_statistics(model)["model_stats"][0]
+    headers = {"admin-key": admin_key} if admin_key else None
+    client = httpclient.InferenceServerClient(http_url, connection_timeout=30, network_timeout=30)
+    try:
+        stats = client.get_inference_statistics(model, headers=headers)["model_stats"][0]
+    finally:
+        client.close()
     return int(stats["inference_count"]), int(stats["execution_count"])

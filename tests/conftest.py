@@ -89,3 +89,37 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason="TensorRT (libnvinfer) is not installed on this machine"))
         if item.get_closest_marker("gpu") and not has_gpu:
             item.add_marker(pytest.mark.skip(reason="no NVIDIA GPU on this machine"))
+
+
+@pytest.fixture(scope="session")
+def classifier_repository(demo_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the demo repository's classification deployment alone (fast to start, safe to break).
+
+    Throwaway servers for fault, shutdown and TLS tests run on it, never the session server.
+    """
+    import json
+    import shutil
+
+    report = json.loads((demo_repository / "build_report.json").read_text())
+    name = "distilbert_emotion"
+    out = tmp_path_factory.mktemp("classifier") / "model_repository"
+    out.mkdir()
+    for config in report["models"][name]["configs"]:
+        step = Path(config).parent.name
+        shutil.copytree(demo_repository / step, out / step)
+    (out / "build_report.json").write_text(json.dumps({**report, "models": {name: report["models"][name]}}))
+    return out
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ARG001 - pytest's hook signature
+    """Show the fault-injection figures (``record_property`` values starting with FAULT) after the run."""
+    lines = [
+        str(value)
+        for report in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", [])
+        for _, value in getattr(report, "user_properties", [])
+        if str(value).startswith("FAULT")
+    ]
+    if lines:
+        terminalreporter.section("fault injection: requests and recovery")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -96,6 +96,7 @@ def _run(triton_server, tmp_path: Path, protocol: str, users: int):
         run_time="6s",
         url=url,
         metrics_url=triton_server.metrics_url,
+        admin_key=triton_server.admin_key,
         progress=False,
     )
     return run_loadtest(config)

@@ -92,14 +92,14 @@ def test_classify_splits_lists_longer_than_max_batch_size(triton_server):
 def test_dynamic_batching_merges_concurrent_requests_at_model_step(triton_server):
     texts = [e.text for e in builtin_emotion()]
     step = f"{MODEL}_model"
-    before = model_stats(triton_server.http_url, step)
+    before = model_stats(triton_server.http_url, step, triton_server.admin_key)
 
     def user(client: TritonizeClient, i: int) -> None:
         for j in range(3):
             client.classify([texts[(i * 3 + j) % len(texts)]])
 
     run_concurrently(32, user, lambda: TritonizeClient(triton_server.grpc_url, "grpc"))
-    after = model_stats(triton_server.http_url, step)
+    after = model_stats(triton_server.http_url, step, triton_server.admin_key)
     inferences, executions = after[0] - before[0], after[1] - before[1]
     print(f"model step: {inferences} inferences in {executions} executions (mean batch {inferences / executions:.2f})")
     assert inferences == 96 and executions < inferences

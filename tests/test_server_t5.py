@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -138,46 +139,98 @@ def test_classify_works_with_t5_deployment(triton_server, name):
     assert len(top2[0]) == 2 and top2[0][0]["score"] >= top2[0][1]["score"]
 
 
-def test_encoder_and_decoder_batch_concurrent_requests(triton_server):
-    name = T5_MODELS[0].name
-    steps = [f"{name}_encoder", f"{name}_decoder"]
-    before = {s: model_stats(triton_server.http_url, s) for s in steps}
+def _batching_counts(http_url: str, grpc_url: str, admin_key: str, name: str) -> dict[str, tuple[int, int]]:
+    """(inferences, executions) of the entry model and its engine steps over 16 users x 2 requests."""
+    models = [name, f"{name}_encoder", f"{name}_decoder"]
+    before = {m: model_stats(http_url, m, admin_key) for m in models}
     texts = [e.text for e in builtin_emotion()]
 
     def user(client: TritonizeClient, i: int) -> None:
         for j in range(2):
             client.generate([texts[(2 * i + j) % len(texts)]], model=name)
 
-    run_concurrently(16, user, lambda: TritonizeClient(triton_server.grpc_url, "grpc", timeout=120))
-    for s in steps:
-        inf, exe = (a - b for a, b in zip(model_stats(triton_server.http_url, s), before[s]))
-        print(f"{s}: {inf} inferences in {exe} executions")
-        assert inf >= 32 and exe < inf
+    run_concurrently(16, user, lambda: TritonizeClient(grpc_url, "grpc", timeout=120))
+    counts = {m: tuple(a - b for a, b in zip(model_stats(http_url, m, admin_key), before[m])) for m in models}
+    for m, (inf, exe) in counts.items():
+        print(f"{m}: {inf} inferences in {exe} executions")
+    return counts
+
+
+@pytest.fixture(scope="module")
+def unbatched_t5_server(triton_server, tmp_path_factory, tritonize_cache):
+    """The first T5 deployment alone, every config without ``dynamic_batching``.
+
+    The configs are the session repository's with the field cleared through Triton's protobuf,
+    which is exactly what ``tritonize build --no-dynamic-batching`` writes (compared by diff);
+    rebuilding would export the graphs again (minutes on 2 cores).
+    """
+    import shutil
+
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    from tritonize.server import EmbeddedServer, ServerConfig, free_port
+
+    name = T5_MODELS[0].name
+    report = json.loads((triton_server.repository / "build_report.json").read_text())
+    out = tmp_path_factory.mktemp("unbatched") / "model_repository"
+    for config_path in report["models"][name]["configs"]:
+        step = Path(config_path).parent.name
+        shutil.copytree(triton_server.repository / step, out / step)
+        config = text_format.Parse((out / config_path).read_text(), model_config_pb2.ModelConfig())
+        config.ClearField("dynamic_batching")
+        (out / config_path).write_text(text_format.MessageToString(config))
+    (out / "build_report.json").write_text(json.dumps({**report, "models": {name: report["models"][name]}}))
+    config = ServerConfig(repository=out, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(), start_timeout_s=180)
+    with EmbeddedServer(config, cache_dir=tritonize_cache) as server:
+        yield server
+
+
+def test_t5_entry_batcher_merges_concurrent_requests_only_when_dynamic_batching_is_on(triton_server, unbatched_t5_server):
+    """Where concurrent requests merge: the entry model's batcher groups them into one ``execute()``,
+    which calls each engine step once with all rows. (With one entry instance calling the steps
+    synchronously, the steps' own batchers have nothing to merge.) Without dynamic batching every
+    request runs alone and reaches the steps one row at a time."""
+    name = T5_MODELS[0].name
+    on = _batching_counts(triton_server.http_url, triton_server.grpc_url, triton_server.admin_key, name)
+    off_server = unbatched_t5_server
+    off = _batching_counts(off_server.http_url, off_server.grpc_url, off_server.config.admin_key, name)
+    entry_inf, entry_exe = on[name]
+    assert entry_inf == 32 and entry_exe < entry_inf, on  # requests merged at the entry
+    encoder_inf, encoder_exe = on[f"{name}_encoder"]
+    assert encoder_inf == 32 and encoder_exe < encoder_inf, on  # the merged rows reach the step together
+    assert off[name] == (32, 32) and off[f"{name}_encoder"] == (32, 32), off  # no batching: one row per call
 
 
 @pytest.mark.parametrize("value", [0, -3, 10_000])
 def test_bad_max_new_tokens_is_rejected_and_server_keeps_serving(triton_server, value):
     name = T5_MODELS[0].name
     with TritonizeClient(triton_server.grpc_url, "grpc") as client:
+        healthy = client.generate(["i feel fine", "i am so angry"], model=name, max_new_tokens=4)
         with pytest.raises(InferenceError, match="max_new_tokens must be in 1.."):
             client.generate(["hello there"], model=name, max_new_tokens=value)
-        assert client.generate(["i feel fine"], model=name)[0]["generated_text"] is not None
+        assert client.generate(["i feel fine", "i am so angry"], model=name, max_new_tokens=4) == healthy
 
 
 @pytest.mark.parametrize("text", ["", "  ", b"\xff\xfe"])
 def test_bad_text_is_rejected_by_t5_deployment(triton_server, text):
     name = T5_MODELS[0].name
     with TritonizeClient(triton_server.http_url, "http") as client:
+        healthy = client.generate(["i feel fine"], model=name, max_new_tokens=4)
         with pytest.raises(InferenceError, match="TEXT item 0"):
             client.generate([text], model=name)
-        assert len(client.generate(["i feel fine"], model=name)) == 1
+        assert client.generate(["i feel fine"], model=name, max_new_tokens=4) == healthy
 
 
 def test_long_review_is_truncated_not_rejected(triton_server, hf_models):
     name = next(m.name for m in T5_MODELS if "imdb" in m.name)
-    tokenizer, _ = hf_models[name]
+    spec = load_spec().get(name)
+    tokenizer, model = hf_models[name]
     review = " ".join(e.text for e in builtin_reviews()) * 3
-    assert len(tokenizer(review).input_ids) > 512
+    assert len(tokenizer(review).input_ids) > spec.max_input_length
+    # Like the HF pipeline with truncation=True: the answer is that of the first max_input_length tokens.
+    expected = _hf_generate(tokenizer, model, [review], spec.max_new_tokens, spec.max_input_length)
+    served = _served_ids(triton_server, name, [review], spec.max_new_tokens)
+    assert _same_tokens(served[0], expected[0], tokenizer.pad_token_id), (served, expected)
     with TritonizeClient(triton_server.grpc_url, "grpc", timeout=120) as client:
-        assert len(client.generate([review], model=name)) == 1
         assert client.classify([review], model=name)[0]["label"] in ("positive", "negative")

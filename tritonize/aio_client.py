@@ -164,7 +164,8 @@ class AsyncTritonizeClient:
     async def is_ready(self, model: str | None = None) -> bool:
         client = self._connection()
         try:
-            return bool(await (client.is_model_ready(model) if model else client.is_server_ready()))
+            call = client.is_model_ready(model) if model else client.is_server_ready()
+            return bool(await asyncio.wait_for(call, timeout=self.timeout))
         except Exception:  # noqa: BLE001 - not ready is an answer here
             return False
 

@@ -136,10 +136,11 @@ class TritonizeClient:
         return self._call(model, self._client.get_model_metadata, model)
 
     def is_ready(self, model: str | None = None) -> bool:
+        kwargs = {"client_timeout": self.timeout} if self.protocol == "grpc" else {}  # HTTP: network_timeout
         try:
             if model:
-                return bool(self._client.is_model_ready(model))
-            return bool(self._client.is_server_ready())
+                return bool(self._client.is_model_ready(model, **kwargs))
+            return bool(self._client.is_server_ready(**kwargs))
         except Exception:  # noqa: BLE001 - not ready is an answer here
             return False
 

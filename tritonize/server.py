@@ -7,13 +7,16 @@ directory of our own (the wheel ships stubs per Python version), ``LD_LIBRARY_PA
 wheel's bundled libs plus the interpreter's lib dir, and this interpreter's ``bin`` goes first
 on ``PATH`` because the stub runs the first ``python3`` there (PYTHONPATH is ignored).
 
-Secure by default: loopback bind, model control mode ``none``, and the model-repository and
-shared-memory endpoints restricted to clients that send the admin header.
+Secure by default: loopback bind, and every endpoint a client does not need for inference
+(model repository, shared memory, statistics, trace, logging) restricted to clients that send
+the admin header, on HTTP and gRPC. Model control mode is ``none`` unless a supervisor asks for
+``explicit`` (it reloads models and drains deployments through the restricted repository API).
 """
 
 from __future__ import annotations
 
 import ctypes
+import ipaddress
 import logging
 import os
 import secrets
@@ -33,8 +36,18 @@ from tritonize.errors import ServerError, ServerStartTimeout
 
 log = logging.getLogger(__name__)
 
-RESTRICTED_APIS = ("model-repository", "shared-memory")
+# Triton 2.51's API groups (``--http-restricted-api`` / ``--grpc-restricted-protocol`` accept exactly these).
+CLIENT_APIS = ("health", "metadata", "inference", "model-config")  # what an inference client needs: open
+RESTRICTED_APIS = ("model-repository", "shared-memory", "statistics", "trace", "logging")  # admin header
 ADMIN_HEADER = "admin-key"
+# Triton 2.51 checks restricted gRPC calls for this metadata key (it prefixes the configured one).
+GRPC_ADMIN_HEADER = f"triton-grpc-protocol-{ADMIN_HEADER}"
+MODEL_CONTROL_MODES = ("none", "explicit")
+VULNERABILITIES = (
+    "CVE-2025-23310, CVE-2025-23311 (HTTP chunked request bodies)",
+    "CVE-2025-23319, CVE-2025-23320, CVE-2025-23334 (Python backend shared memory)",
+)
+FIXED_RELEASE = "NGC 25.07 (Triton 2.59.1)"
 
 
 def _pytriton_root() -> Path:
@@ -52,6 +65,64 @@ def _site_packages() -> Path:
     return _pytriton_root().parent
 
 
+def admin_headers(protocol: str, admin_key: str) -> dict[str, str]:
+    """The header (HTTP) or metadata (gRPC) that opens the restricted endpoints."""
+    return {GRPC_ADMIN_HEADER if protocol == "grpc" else ADMIN_HEADER: admin_key}
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, ``localhost``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def exposure_warning(host: str) -> str | None:
+    """The warning to print when the server binds an address other machines can reach, else None.
+
+    Why: the bundled Triton 2.51 has published vulnerabilities in code a remote client reaches.
+    """
+    if is_loopback(host):
+        return None
+    return (
+        f"WARNING: Triton binds {host}, reachable from other machines. The bundled tritonserver 2.51 has "
+        f"published vulnerabilities: {'; '.join(VULNERABILITIES)}. Serve untrusted networks with "
+        f"{FIXED_RELEASE} or later, or put a TLS-terminating proxy in front and bind 127.0.0.1."
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class GrpcTls:
+    """gRPC over TLS (Triton's ``--grpc-use-ssl`` flags); HTTP is unaffected.
+
+    ``mutual`` makes clients present a certificate signed by ``root_cert``. Raises ServerError
+    when a file is missing or mutual TLS has no root certificate.
+    """
+
+    cert: Path
+    key: Path
+    root_cert: Path | None = None
+    mutual: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mutual and self.root_cert is None:
+            raise ServerError("mutual TLS needs a root certificate (--grpc-root-cert) to check client certificates")
+        for label, path in (("server certificate", self.cert), ("server key", self.key), ("root certificate", self.root_cert)):
+            if path is not None and not Path(path).is_file():
+                raise ServerError(f"gRPC TLS {label} {path} is not a file")
+
+    def args(self) -> list[str]:
+        args = ["--grpc-use-ssl=true", f"--grpc-server-cert={Path(self.cert).resolve()}", f"--grpc-server-key={Path(self.key).resolve()}"]
+        if self.root_cert is not None:
+            args.append(f"--grpc-root-cert={Path(self.root_cert).resolve()}")
+        if self.mutual:
+            args.append("--grpc-use-ssl-mutual=true")
+        return args
+
+
 @dataclass(frozen=True, kw_only=True)
 class ServerConfig:
     """Everything the server is started with; the argument list is built from it, never split."""
@@ -63,18 +134,35 @@ class ServerConfig:
     metrics_port: int = 8002
     admin_key: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     restrict_admin_apis: bool = True
-    exit_timeout_s: int = 2
+    expose_statistics: bool = False
+    model_control: str = "none"
+    grpc_tls: GrpcTls | None = None
+    exit_timeout_s: int = 5
     start_timeout_s: float = 120.0
     log_file: Path | None = None
     log_verbose: int = 0
     extra_args: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        if self.model_control not in MODEL_CONTROL_MODES:
+            raise ServerError(f"model control mode must be one of {MODEL_CONTROL_MODES}, got {self.model_control!r}")
+        if self.exit_timeout_s < 0:
+            raise ServerError(f"exit timeout must be >= 0 seconds, got {self.exit_timeout_s}")
+
+    @property
+    def restricted_apis(self) -> tuple[str, ...]:
+        """The API groups behind the admin header (statistics open when ``expose_statistics``)."""
+        if not self.restrict_admin_apis:
+            return ()
+        return tuple(api for api in RESTRICTED_APIS if not (self.expose_statistics and api == "statistics"))
+
     def args(self, binary: Path, backend_dir: Path) -> list[str]:
+        control = ["--model-control-mode=explicit", "--load-model=*"] if self.model_control == "explicit" else []
         args = [
             str(binary),
             f"--model-repository={self.repository.resolve()}",
             f"--backend-directory={backend_dir}",
-            "--model-control-mode=none",
+            *(control or ["--model-control-mode=none"]),
             f"--http-address={self.host}",
             f"--http-port={self.http_port}",
             f"--grpc-address={self.host}",
@@ -85,9 +173,11 @@ class ServerConfig:
             f"--log-verbose={self.log_verbose}",
             "--strict-readiness=true",
         ]
-        if self.restrict_admin_apis:
-            restriction = f"{','.join(RESTRICTED_APIS)}:{ADMIN_HEADER}={self.admin_key}"
+        if self.restricted_apis:
+            restriction = f"{','.join(self.restricted_apis)}:{ADMIN_HEADER}={self.admin_key}"
             args += [f"--http-restricted-api={restriction}", f"--grpc-restricted-protocol={restriction}"]
+        if self.grpc_tls is not None:
+            args += self.grpc_tls.args()
         return args + list(self.extra_args)
 
 
@@ -220,17 +310,22 @@ class EmbeddedServer:
             f"tritonserver not ready after {self.config.start_timeout_s:.0f}s; log {self.log_path}:\n" + self.log_tail()
         )
 
-    def stop(self, timeout_s: float = 15.0) -> int | None:
-        """SIGINT, wait, then SIGKILL. Returns the exit code."""
+    def stop(self, timeout_s: float | None = None) -> int | None:
+        """SIGINT, wait (default: the exit timeout plus 5 s), then SIGKILL. Returns the exit code."""
         proc, self.process = self.process, None
         if proc is None or proc.poll() is not None:
             return None if proc is None else proc.returncode
         proc.send_signal(signal.SIGINT)
         try:
-            return proc.wait(timeout=timeout_s)
+            return proc.wait(timeout=self.config.exit_timeout_s + 5.0 if timeout_s is None else timeout_s)
         except subprocess.TimeoutExpired:
+            log.warning("tritonserver (pid %d) did not exit in time; killing it", proc.pid)
             proc.kill()
             return proc.wait()
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
 
     def is_running(self) -> bool:
         return self.process is not None and self.process.poll() is None

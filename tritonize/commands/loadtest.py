@@ -26,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--url", help="host:port of the protocol endpoint (default 127.0.0.1:8001 gRPC / :8000 HTTP)")
     parser.add_argument("--metrics-url", help="Prometheus endpoint host:port (default 127.0.0.1:8002)")
     parser.add_argument("--timeout", type=float, default=30.0, help="per-request timeout, seconds")
+    parser.add_argument(
+        "--admin-key", help="admin key of a `tritonize serve` server (its statistics endpoint is restricted)"
+    )
     parser.add_argument("--start-server", action="store_true", help="start an embedded server on free ports")
     parser.add_argument("--repository", type=Path, help="model repository for --start-server")
     parser.add_argument("--locustfile", type=Path, help="default: loadtest/locustfile.py of the source tree")
@@ -51,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         url=args.url,
         metrics_url=args.metrics_url,
         request_timeout=args.timeout,
+        admin_key=args.admin_key,
         **extra,
     )
     summary = run_with_server(config, args.repository) if args.start_server else run_loadtest(config)

@@ -110,6 +110,7 @@ def _locust_services(spec: Spec, release: Release, target: Target) -> dict[str, 
         "--users", f"${{LOCUST_USERS:-{LOADTEST_USERS}}}",
         "--spawn-rate", f"${{LOCUST_USERS:-{LOADTEST_USERS}}}",
         "--run-time", f"${{LOCUST_RUN_TIME:-{LOADTEST_RUN_TIME}}}",
+        "--admin-key", ADMIN_KEY,  # the statistics extension is behind the key
         "--out", RESULTS,
     ]  # fmt: skip
     return {

@@ -116,21 +116,26 @@ def stats_delta(before: dict[str, ModelStats], after: dict[str, ModelStats]) -> 
     return {name: stats - before.get(name, ModelStats(name=name)) for name, stats in after.items()}
 
 
-def fetch_statistics(url: str, protocol: str, timeout: float = 10.0) -> dict[str, ModelStats]:
+def fetch_statistics(url: str, protocol: str, timeout: float = 10.0, admin_key: str | None = None) -> dict[str, ModelStats]:
     """Read every model's statistics through tritonclient (either protocol).
+
+    ``tritonize serve`` restricts the statistics endpoint to the admin header unless started
+    with ``--expose-statistics``; ``admin_key`` sends that header.
 
     Raises:
         ServerUnavailableError, ClientError: the server did not answer (see ``tritonize.client.wrap_error``).
     """
     from tritonize.client import wrap_error
+    from tritonize.server import admin_headers
 
+    headers = admin_headers(protocol, admin_key) if admin_key else None
     try:
         if protocol == "grpc":
             import tritonclient.grpc as grpcclient
 
             client = grpcclient.InferenceServerClient(url)
             try:
-                payload = client.get_inference_statistics(as_json=True, client_timeout=timeout)
+                payload = client.get_inference_statistics(headers=headers, as_json=True, client_timeout=timeout)
             finally:
                 client.close()
         else:
@@ -138,11 +143,15 @@ def fetch_statistics(url: str, protocol: str, timeout: float = 10.0) -> dict[str
 
             client = httpclient.InferenceServerClient(url, connection_timeout=timeout, network_timeout=timeout)
             try:
-                payload = client.get_inference_statistics()
+                payload = client.get_inference_statistics(headers=headers)
             finally:
                 client.close()
     except Exception as exc:  # noqa: BLE001 - every client failure becomes one typed ClientError
-        raise wrap_error(exc, url, "<statistics>") from exc
+        error = wrap_error(exc, url, "<statistics>")
+        if "restricted" in str(exc).lower() or "admin-key" in str(exc).lower():
+            hint = "the statistics endpoint is restricted: pass the admin key or start `tritonize serve --expose-statistics`"
+            error = type(error)(url, "<statistics>", f"{error.cause}; {hint}")
+        raise error from exc
     return parse_statistics(payload)
 
 

@@ -78,6 +78,7 @@ class LoadtestConfig:
     url: str | None = None
     metrics_url: str | None = None
     request_timeout: float = 30.0
+    admin_key: str | None = None  # for the statistics endpoint of a `tritonize serve` server
     locustfile: Path = field(default_factory=default_locustfile)
     progress: bool = True
 
@@ -216,10 +217,10 @@ def run_loadtest(config: LoadtestConfig) -> LoadtestSummary:
     """
     corpus_texts(config.corpus)  # a malformed corpus fails here, naming file and line, not in every user
     url = config.target_url
-    before = fetch_statistics(url, config.protocol)
+    before = fetch_statistics(url, config.protocol, admin_key=config.admin_key)
     metrics_before = scrape_metrics(config.target_metrics_url)
     stats_csv = run_locust(config)
-    after = fetch_statistics(url, config.protocol)
+    after = fetch_statistics(url, config.protocol, admin_key=config.admin_key)
     metrics_after = scrape_metrics(config.target_metrics_url)
 
     files = {
@@ -273,4 +274,4 @@ def run_with_server(config: LoadtestConfig, repository: Path) -> LoadtestSummary
     """Start an embedded server on ``repository``, run :func:`run_loadtest` against it, stop it."""
     with started_server(repository) as server:
         url = server.grpc_url if config.protocol == "grpc" else server.http_url
-        return run_loadtest(replace(config, url=url, metrics_url=server.metrics_url))
+        return run_loadtest(replace(config, url=url, metrics_url=server.metrics_url, admin_key=server.config.admin_key))
