@@ -83,7 +83,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         has_trt = True
     except Exception:  # noqa: BLE001 - stub packages raise at import
         has_trt = False
-    has_gpu = Path("/dev/nvidia0").exists()
+    from tritonize.engines.local import gpus
+
+    has_gpu = bool(gpus())  # NVML, as the engine build sees GPUs (device files differ between runtimes)
     for item in items:
         if item.get_closest_marker("tensorrt") and not has_trt:
             item.add_marker(pytest.mark.skip(reason="TensorRT (libnvinfer) is not installed on this machine"))
