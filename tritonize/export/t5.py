@@ -13,6 +13,7 @@ Graphs are exported in FP32 (T5 beyond small overflows in FP16; engines choose p
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -100,6 +101,17 @@ def _merge_self(flat: list[Any], new_self: list[Any]) -> list[Any]:
     return merged
 
 
+def decode_with_cache(model: Any, cache: Any, **inputs: Any) -> tuple[Any, Any]:
+    """``model(**inputs)`` with a KV cache; returns (logits, the updated cache).
+
+    transformers renamed the argument and output ``past_key_values`` to ``cache`` in 5.2x; both
+    spellings are accepted so the same export runs where an older 5.x is installed (a GPU image).
+    """
+    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    out = model(**inputs, **{name: cache}, use_cache=True)
+    return out.logits, getattr(out, name)
+
+
 def _wrappers(model: Any) -> dict[str, Any]:
     """nn.Modules with the positional signatures the three graphs declare."""
     import torch
@@ -119,15 +131,14 @@ def _wrappers(model: Any) -> dict[str, Any]:
             self.model = model
 
         def forward(self, input_ids, encoder_attention_mask, encoder_hidden_states):
-            cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
-            out = self.model(
+            logits, cache = decode_with_cache(
+                self.model,
+                EncoderDecoderCache(DynamicCache(), DynamicCache()),
                 encoder_outputs=(encoder_hidden_states,),
                 attention_mask=encoder_attention_mask,
                 decoder_input_ids=input_ids,
-                cache=cache,
-                use_cache=True,
             )
-            return (out.logits, *_flat_cache(out.cache, with_cross=True))
+            return (logits, *_flat_cache(cache, with_cross=True))
 
     class DecoderWithPast(torch.nn.Module):
         def __init__(self) -> None:
@@ -139,14 +150,14 @@ def _wrappers(model: Any) -> dict[str, Any]:
             # Cross-attention keys/values come from the cache; the stack only reads batch,
             # length and dtype of the encoder states for its mask, so a (B, S, 1) stand-in will do.
             stand_in = encoder_attention_mask.unsqueeze(-1).to(past[2].dtype)
-            out = self.model(
+            logits, cache = decode_with_cache(
+                self.model,
+                cache,
                 encoder_outputs=(stand_in,),
                 attention_mask=encoder_attention_mask,
                 decoder_input_ids=input_ids,
-                cache=cache,
-                use_cache=True,
             )
-            return (out.logits, *_flat_cache(out.cache, with_cross=False))
+            return (logits, *_flat_cache(cache, with_cross=False))
 
     return {T5_ENCODER: Encoder().eval(), T5_DECODER: Decoder().eval(), T5_DECODER_WITH_PAST: DecoderWithPast().eval()}
 
@@ -303,14 +314,14 @@ class _StepValidator:
         """decoder_model vs PyTorch; returns PyTorch's (logits, flat cache) to go on with."""
         from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
-        out = self.model(
+        logits, cache = decode_with_cache(
+            self.model,
+            EncoderDecoderCache(DynamicCache(), DynamicCache()),
             encoder_outputs=(hidden,),
             attention_mask=t_mask,
             decoder_input_ids=tokens,
-            cache=EncoderDecoderCache(DynamicCache(), DynamicCache()),
-            use_cache=True,
         )
-        flat = _flat_cache(out.cache, with_cross=True)
+        flat = _flat_cache(cache, with_cross=True)
         feeds = {
             "input_ids": tokens.numpy(),
             "encoder_attention_mask": t_mask.numpy(),
@@ -320,8 +331,8 @@ class _StepValidator:
         if got is None:
             return None
         names = [o.name for o in self.graphs[T5_DECODER].outputs]
-        self._compare(T5_DECODER, where, dict(zip(names, [out.logits.numpy(), *(t.numpy() for t in flat)])), got)
-        return out.logits, flat
+        self._compare(T5_DECODER, where, dict(zip(names, [logits.numpy(), *(t.numpy() for t in flat)])), got)
+        return logits, flat
 
     def _past_step(
         self, tokens: Any, t_mask: Any, hidden: Any, flat: list[Any], where: str
@@ -337,18 +348,18 @@ class _StepValidator:
         if got is None:
             return None
         model = self.model
-        cached = model(
+        cached_logits, cache = decode_with_cache(
+            model,
+            _cache_from_flat(flat),
             encoder_outputs=(hidden,),
             attention_mask=t_mask,
             decoder_input_ids=tokens[:, -1:],
-            cache=_cache_from_flat(flat),
-            use_cache=True,
         )
         full = model(encoder_outputs=(hidden,), attention_mask=t_mask, decoder_input_ids=tokens).logits[:, -1:]
-        new_self = _flat_cache(cached.cache, with_cross=False)
+        new_self = _flat_cache(cache, with_cross=False)
         expected = {"logits": full.numpy(), **{n: t.numpy() for n, t in zip(self._present_self_names(), new_self)}}
         self._compare(T5_DECODER_WITH_PAST, where, expected, got)
-        return cached.logits, _merge_self(flat, new_self)
+        return cached_logits, _merge_self(flat, new_self)
 
     def _past_names(self) -> list[str]:
         return [t.name for t in self.graphs[T5_DECODER_WITH_PAST].inputs[2:]]
