@@ -116,8 +116,8 @@ def test_loadtest_counts_match_server_statistics_when_run_headless(
         assert Path(summary.files[name]).stat().st_size > 0, name
     saved = json.loads(Path(summary.files["summary_json"]).read_text())
     assert saved["client"]["requests"] == client.requests and saved["server_requests"] == summary.server_requests
-    if summary.metrics is not None:
-        assert summary.metrics["nv_inference_request_success"]["distilbert_emotion"] == summary.server_requests
+    assert summary.metrics is not None, f"could not scrape {triton_server.metrics_url}"
+    assert summary.metrics["nv_inference_request_success"]["distilbert_emotion"] == summary.server_requests
     if protocol == "grpc":
         step = summary.model_step
         assert step is not None and step.execution_count < step.inference_count  # the batcher merged requests

@@ -53,6 +53,12 @@ class ModelSpec:
     time, when the checkpoint is at hand). ``length_buckets`` are the sequence lengths a
     request may be padded to: on CPU compute is proportional to padded tokens, so buckets are
     fine-grained and each request is padded only to the smallest bucket that fits it.
+
+    ``max_queue_size``, ``queue_timeout_us`` and ``allow_timeout_override`` are the queue policy
+    of every step with a dynamic batcher: without a bound, overload shows up as latency that
+    grows without limit; with one, Triton refuses the excess at once (``Exceeds maximum queue
+    size`` / ``Request timeout expired``, HTTP 503, gRPC UNAVAILABLE) and clients can back off.
+    0 means "no limit" for both, as in Triton's ``ModelQueuePolicy``.
     """
 
     name: str
@@ -65,6 +71,9 @@ class ModelSpec:
     max_input_length: int = 512
     instances: int = 1
     max_queue_delay_us: int = 2000
+    max_queue_size: int = 128
+    queue_timeout_us: int = 0
+    allow_timeout_override: bool = False
     precision: dict[Target, Precision] = field(default_factory=lambda: dict(_DEFAULT_PRECISION))
     max_new_tokens: int = 1
     max_new_tokens_limit: int = 32
@@ -92,6 +101,8 @@ class ModelSpec:
             ),
             (self.instances < 1, "instances", f"must be >= 1, got {self.instances}"),
             (self.max_queue_delay_us < 0, "max_queue_delay_us", f"must be >= 0, got {self.max_queue_delay_us}"),
+            (self.max_queue_size < 0, "max_queue_size", f"must be >= 0 (0 = unbounded), got {self.max_queue_size}"),
+            (self.queue_timeout_us < 0, "queue_timeout_us", f"must be >= 0 (0 = no timeout), got {self.queue_timeout_us}"),
             (self.max_input_length < 2, "max_input_length", f"must be >= 2, got {self.max_input_length}"),
             (
                 not buckets or buckets[0] < 1 or buckets != sorted(set(buckets)),
@@ -167,6 +178,7 @@ class Spec:
 
 _FIELDS = {f.name: f for f in dataclasses.fields(ModelSpec)}
 _TUPLE_FIELDS = {"labels": str, "length_buckets": int}
+_BOOL_FIELDS = {"allow_timeout_override"}
 _SCALAR_TYPES: dict[str, type | tuple[type, ...]] = {
     "name": str,
     "checkpoint": str,
@@ -175,6 +187,8 @@ _SCALAR_TYPES: dict[str, type | tuple[type, ...]] = {
     "max_input_length": int,
     "instances": int,
     "max_queue_delay_us": int,
+    "max_queue_size": int,
+    "queue_timeout_us": int,
     "max_new_tokens": int,
     "max_new_tokens_limit": int,
     "tolerance": (int, float),
@@ -217,11 +231,19 @@ def _parse_model(raw: dict[str, Any], source: str, index: int) -> ModelSpec:
                 raise SpecError(source, where, f"must be a list of {item_type.__name__}, got {value!r}")
             kwargs[key] = tuple(value)
         else:
-            expected = _SCALAR_TYPES[key]
-            if not isinstance(value, expected) or isinstance(value, bool):
-                raise SpecError(source, where, f"must be of type {getattr(expected, '__name__', 'number')}, got {value!r}")
-            kwargs[key] = float(value) if key == "tolerance" else value
+            kwargs[key] = _parse_scalar(key, value, source, where)
     return ModelSpec(**kwargs)
+
+
+def _parse_scalar(key: str, value: Any, source: str, where: str) -> Any:
+    if key in _BOOL_FIELDS:
+        if not isinstance(value, bool):
+            raise SpecError(source, where, f"must be true or false, got {value!r}")
+        return value
+    expected = _SCALAR_TYPES[key]
+    if not isinstance(value, expected) or isinstance(value, bool):
+        raise SpecError(source, where, f"must be of type {getattr(expected, '__name__', 'number')}, got {value!r}")
+    return float(value) if key == "tolerance" else value
 
 
 def parse_spec(text: str, source: str = "<spec>") -> Spec:

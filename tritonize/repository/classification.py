@@ -66,7 +66,7 @@ def classification_configs(
         ),
     )
     check_ensemble(ensemble, {c.name: c for c in (tokenizer, engine, post)})
-    return [ensemble, tokenizer, engine, post]
+    return steps.with_queue_policy(model, [ensemble, tokenizer, engine, post])
 
 
 def write_classification(

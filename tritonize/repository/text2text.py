@@ -78,7 +78,7 @@ def text2text_configs(
         "length_buckets": ",".join(str(b) for b in model.length_buckets),
         "step_max_batch_size": str(model.max_batch_size),
     }
-    return [generate_model_config(model, num_labels, dynamic_batching, params), *engine_steps]
+    return steps.with_queue_policy(model, [generate_model_config(model, num_labels, dynamic_batching, params), *engine_steps])
 
 
 def write_text2text(
