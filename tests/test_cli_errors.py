@@ -56,3 +56,11 @@ def test_cli_exits_1_with_one_line_when_server_refuses(triton_server, protocol: 
 def test_cli_exits_1_naming_url_when_nothing_listens(protocol: str) -> None:
     url = f"127.0.0.1:{free_port()}"
     _assert_short_error(_tritonize("classify", "x", "--protocol", protocol, "--url", url, "--timeout", "5"), 1, url)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8000", "127.0.0.1:99999", "localhost"])
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_cli_exits_1_with_one_line_when_url_is_malformed(url: str, protocol: str) -> None:
+    result = _tritonize("classify", "x", "--protocol", protocol, "--url", url, "--timeout", "5")
+    _assert_short_error(result, 1, "host:port")
+    assert len(result.stderr.strip().splitlines()) == 1  # nothing printed at exit either

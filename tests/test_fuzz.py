@@ -19,8 +19,11 @@ list below; every ``CHECK_EVERY`` examples and after each fuzzer, valid requests
 the answers the healthy server gave before the fuzzing (classification and T5 generation).
 
 Documented non-4xx answers (what Triton 2.51 does, seen while fuzzing here):
-* HTTP 500 ``failed to parse the request JSON buffer``: a body that is not JSON; Triton reports
-  its own parse failure as an internal error.
+* HTTP 500 ``failed to parse the request JSON buffer: ...`` (the body or the binary request's
+  header is not JSON), ``Unable to parse '<field>': attempt to access JSON ...`` and ``Unable to
+  set 'classification': ...`` (a field of the wrong JSON type: a string in ``shape``, a float
+  ``class_count``, a number among BYTES ``data``, no ``inputs`` member): the HTTP frontend reports
+  JSON it cannot read as an internal error. The client sent it wrong; the server is fine.
 
 Known crashers of 2.51 are tested separately, each on its own throwaway server, as strict
 ``xfail`` (they fail today and will pass once the bundled Triton is fixed): the chunked-body
@@ -62,9 +65,12 @@ MODELS = (
 )
 TEXTS = ["i am so happy today", "this is terrible and i hate it", "i feel a little scared of the dark"]
 ALLOWED_HTTP = {200, 400, 404}
-DOCUMENTED_HTTP_5XX = {500: "failed to parse the request JSON"}
+# Triton 2.51's HTTP frontend answers JSON it cannot read with 500 (its JSON helpers report an
+# internal error): invalid JSON, or a field of the wrong JSON type (a string shape, a float
+# class_count, a non-string BYTES element...). These are the client's mistakes, not crashes.
+DOCUMENTED_HTTP_5XX = {500: ("failed to parse the request JSON buffer", "Unable to parse ", "Unable to set ")}
 ALLOWED_GRPC = {"OK", "INVALID_ARGUMENT", "NOT_FOUND"}
-DOCUMENTED_GRPC: dict[str, str] = {}
+DOCUMENTED_GRPC = {"INTERNAL": "Unable to parse request"}  # bytes that are not a ModelInferRequest
 
 SETTINGS = dict(
     deadline=None,
@@ -151,6 +157,14 @@ def _post(fuzzed: Fuzzed, path: str, body: bytes, headers: dict[str, str]) -> tu
         connection.close()
 
 
+def _error_text(answer: bytes) -> str:
+    try:
+        error = json.loads(answer).get("error", "")
+    except (ValueError, AttributeError):
+        return ""
+    return error if isinstance(error, str) else ""
+
+
 def _check_http(fuzzed: Fuzzed, log: Counter, path: str, body: bytes, headers: dict[str, str] | None = None) -> None:
     try:
         status, answer = _post(fuzzed, path, body, headers or {})
@@ -158,8 +172,9 @@ def _check_http(fuzzed: Fuzzed, log: Counter, path: str, body: bytes, headers: d
         fuzzed.assert_alive()
         raise AssertionError(f"no HTTP answer ({exc!r}) to {body[:300]!r}") from exc
     if status not in ALLOWED_HTTP:
-        documented = DOCUMENTED_HTTP_5XX.get(status)
-        assert documented and documented.encode() in answer, f"HTTP {status} {answer[:300]!r} for {body[:300]!r}"
+        error = _error_text(answer)
+        documented = DOCUMENTED_HTTP_5XX.get(status, ())
+        assert error.startswith(documented), f"HTTP {status} {answer[:300]!r} for {body[:300]!r}"
     _after_example(fuzzed, log, f"HTTP {status}")
 
 
@@ -212,13 +227,21 @@ def _valid_body(texts: list[str]) -> dict:
     return {"inputs": [{"name": "TEXT", "shape": [len(texts), 1], "datatype": "BYTES", "data": texts}]}
 
 
+TEXT_ITEMS = st.one_of(
+    st.text(min_size=1, max_size=60).filter(str.strip),  # mostly texts the deployments accept
+    st.text(max_size=3),  # empty and whitespace ones they refuse
+    st.text(min_size=2000, max_size=3000),  # longer than max_input_length: truncated
+)
+MUTATIONS = ["shape", "dtype", "data", "count", "extra", "many", "none", "tokens", "classes"]
+
+
 @st.composite
 def mutated_valid_bodies(draw) -> dict:
-    """A correct request with one or two things broken: reaches the deeper validation code."""
-    texts = draw(st.lists(st.text(max_size=60), min_size=0, max_size=40))
+    """A correct request with none, one or two things broken: reaches the backends' own checks."""
+    texts = draw(st.lists(TEXT_ITEMS, min_size=1, max_size=33))
     body = _valid_body(texts)
     tensor = body["inputs"][0]
-    for mutation in draw(st.lists(st.sampled_from(["shape", "dtype", "data", "count", "extra", "many", "none", "tokens", "classes"]), min_size=1, max_size=2)):
+    for mutation in draw(st.lists(st.sampled_from(MUTATIONS), max_size=2)):
         if mutation == "shape":
             tensor["shape"] = draw(SHAPES)
         elif mutation == "dtype":
@@ -233,9 +256,10 @@ def mutated_valid_bodies(draw) -> dict:
             body["inputs"] = [tensor] * draw(st.integers(2, 500))
         elif mutation == "none":
             body["inputs"] = []
-        elif mutation == "tokens":  # T5's optional input, any value, any type
-            value = draw(st.one_of(st.integers(-(2**40), 2**40), JSON))
-            body["inputs"].append({"name": "max_new_tokens", "shape": [len(texts), 1], "datatype": draw(DATATYPES), "data": [value] * len(texts)})
+        elif mutation == "tokens":  # T5's optional input: huge, negative, any type
+            value = draw(st.one_of(st.integers(-(2**40), 2**40), st.integers(1, 40), JSON))
+            dtype = draw(st.one_of(st.just("INT32"), DATATYPES))
+            body["inputs"].append({"name": "max_new_tokens", "shape": [len(texts), 1], "datatype": dtype, "data": [value] * len(texts)})
         elif mutation == "classes":
             body["outputs"] = [{"name": draw(OUTPUTS), "parameters": {"classification": draw(CLASS_COUNTS)}}]
     return body
@@ -279,32 +303,65 @@ def bytes_elements(draw) -> bytes:
     return out + draw(st.binary(max_size=3))  # sometimes a torn trailing prefix
 
 
+def _bytes_tensor(items: list[bytes]) -> bytes:
+    return b"".join(struct.pack("<I", len(item)) + item for item in items)
+
+
 @st.composite
-def binary_requests(draw) -> tuple[str, bytes, dict[str, str]]:
-    model = draw(st.sampled_from(MODELS[:2] + ("no_such_model",)))
-    payloads, inputs = [], []
+def valid_binary_inputs(draw) -> tuple[list[dict], list[bytes]]:
+    """TEXT (and, sometimes, T5's max_new_tokens) in the binary format, all sizes right."""
+    texts = [t.encode() for t in draw(st.lists(TEXT_ITEMS, min_size=1, max_size=8))]
+    payloads = [_bytes_tensor(texts)]
+    inputs = [{"name": "TEXT", "shape": [len(texts), 1], "datatype": "BYTES", "parameters": {"binary_data_size": len(payloads[0])}}]
+    if draw(st.booleans()):
+        tokens = np.full((len(texts), 1), draw(st.integers(-(2**31), 2**31 - 1)), dtype=np.int32).tobytes()
+        inputs.append({"name": "max_new_tokens", "shape": [len(texts), 1], "datatype": "INT32", "parameters": {"binary_data_size": len(tokens)}})
+        payloads.append(tokens)
+    return inputs, payloads
+
+
+@st.composite
+def random_binary_inputs(draw) -> tuple[list[dict], list[bytes]]:
+    inputs, payloads = [], []
     for _ in range(draw(st.integers(0, 3))):
         payload = draw(st.one_of(bytes_elements(), st.binary(max_size=256)))
-        size = draw(st.one_of(st.just(len(payload)), st.integers(-5, 2**40), st.sampled_from([0, 2**63 - 1]), st.text(max_size=3)))
         rows = draw(st.integers(-2, 6))
         inputs.append({
             "name": draw(st.sampled_from(["TEXT", "max_new_tokens"]) | NAMES),
             "shape": draw(st.one_of(st.just([rows, 1]), SHAPES)),
             "datatype": draw(st.sampled_from(["BYTES", "INT32"]) | DATATYPES),
-            "parameters": {"binary_data_size": size},
+            "parameters": {"binary_data_size": len(payload)},
         })  # fmt: skip
         payloads.append(payload)
+    return inputs, payloads
+
+
+BINARY_LIES = ["none", "none", "size", "prefix", "header length", "no header length", "outputs"]
+
+
+@st.composite
+def binary_requests(draw) -> tuple[str, bytes, dict[str, str]]:
+    model = draw(st.sampled_from(["distilbert_emotion", "t5_small_emotion"]))  # unknown models: JSON fuzzer
+    inputs, payloads = draw(st.one_of(valid_binary_inputs(), random_binary_inputs()))
+    lies = draw(st.lists(st.sampled_from(BINARY_LIES), min_size=1, max_size=2))
+    if inputs and "size" in lies:  # one declared size lies
+        i = draw(st.integers(0, len(inputs) - 1))
+        size = st.one_of(st.integers(-5, 2**40), st.sampled_from([0, 2**63 - 1]), st.text(max_size=3))
+        inputs[i]["parameters"]["binary_data_size"] = draw(size)
+    if payloads and payloads[0] and "prefix" in lies:  # the first BYTES length prefix lies
+        payloads[0] = struct.pack("<I", draw(st.integers(0, 2**32 - 1))) + payloads[0][4:]
     header = {"inputs": inputs}
-    if draw(st.booleans()):
+    if "outputs" in lies:
         header["outputs"] = [{"name": draw(OUTPUTS), "parameters": {"binary_data": draw(st.booleans()), "classification": draw(CLASS_COUNTS)}}]
     head = json.dumps(header).encode()
     body = head + b"".join(payloads)
-    length = draw(st.one_of(
-        st.just(str(len(head))), st.integers(-10, len(body) + 10).map(str), st.sampled_from(["", "abc", "-1", str(2**64), "1e3"])
-    ))  # fmt: skip
-    headers = {"Content-Type": "application/octet-stream"}
-    if draw(st.integers(0, 9)):  # mostly present
-        headers["Inference-Header-Content-Length"] = length
+    headers = {"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(len(head))}
+    if "header length" in lies:
+        headers["Inference-Header-Content-Length"] = draw(st.one_of(
+            st.integers(-10, len(body) + 10).map(str), st.sampled_from(["", "abc", "-1", str(2**64), "1e3"])
+        ))  # fmt: skip
+    if "no header length" in lies:
+        del headers["Inference-Header-Content-Length"]
     return model, body, headers
 
 
@@ -348,11 +405,11 @@ def infer_parameters(draw, keys=PARAMETER_KEYS):
 
 
 @st.composite
-def model_infer_requests(draw):
+def random_infer_requests(draw):
     from tritonclient.grpc import service_pb2
 
     request = service_pb2.ModelInferRequest(
-        model_name=draw(st.sampled_from(MODELS)), model_version=draw(st.sampled_from(["", "1", "7", "-1", "x"]))
+        model_name=draw(st.sampled_from(MODELS)), model_version=draw(st.sampled_from(["", "", "1", "7", "-1", "x"]))
     )
     use_raw = draw(st.booleans())
     for _ in range(draw(st.one_of(st.integers(0, 4), st.just(300)))):
@@ -362,7 +419,8 @@ def model_infer_requests(draw):
             datatype=draw(st.sampled_from(["BYTES", "INT32"]) | DATATYPES),
             shape=draw(st.one_of(st.just([len(texts), 1]), st.lists(INT64, max_size=4))),
         )
-        tensor.parameters.update(draw(infer_parameters()))
+        for key, value in draw(infer_parameters()).items():
+            tensor.parameters[key].CopyFrom(value)
         if use_raw:
             request.raw_input_contents.append(draw(st.one_of(bytes_elements(), st.binary(max_size=128))))
         elif draw(st.booleans()):
@@ -371,15 +429,56 @@ def model_infer_requests(draw):
             tensor.contents.int_contents.extend(draw(st.lists(st.integers(-(2**31), 2**31 - 1), max_size=6)))
     if use_raw and draw(st.booleans()):  # more or fewer raw buffers than inputs
         request.raw_input_contents.extend(draw(st.lists(st.binary(max_size=16), max_size=2)))
-    for _ in range(draw(st.integers(0, 3))):
+    return request
+
+
+@st.composite
+def mutated_valid_infer_requests(draw):
+    """What tritonclient would send (raw BYTES contents), then none, one or two things broken."""
+    from tritonclient.grpc import service_pb2
+
+    model = draw(st.sampled_from(["distilbert_emotion", "t5_small_emotion"]))
+    texts = [t.encode() for t in draw(st.lists(TEXT_ITEMS, min_size=1, max_size=33))]
+    request = service_pb2.ModelInferRequest(model_name=model)
+    request.inputs.add(name="TEXT", datatype="BYTES", shape=[len(texts), 1])
+    request.raw_input_contents.append(_bytes_tensor(texts))
+    for mutation in draw(st.lists(st.sampled_from(["shape", "dtype", "prefix", "size", "tokens", "extra", "contents"]), max_size=2)):
+        tensor = request.inputs[0]
+        if mutation == "shape":
+            del tensor.shape[:]
+            tensor.shape.extend(draw(st.lists(INT64, max_size=4)))
+        elif mutation == "dtype":
+            tensor.datatype = draw(DATATYPES)
+        elif mutation == "prefix":  # the first element's length prefix lies
+            raw = request.raw_input_contents[0]
+            request.raw_input_contents[0] = struct.pack("<I", draw(st.integers(0, 2**32 - 1))) + raw[4:]
+        elif mutation == "size":
+            request.raw_input_contents[0] = request.raw_input_contents[0][: draw(st.integers(0, 8))]
+        elif mutation == "tokens" and len(request.inputs) == len(request.raw_input_contents):
+            value = draw(st.one_of(st.integers(-(2**31), 2**31 - 1), st.integers(1, 40)))
+            request.inputs.add(name="max_new_tokens", datatype="INT32", shape=[len(texts), 1])
+            request.raw_input_contents.append(np.full((len(texts), 1), value, dtype=np.int32).tobytes())
+        elif mutation == "extra":
+            request.raw_input_contents.append(draw(st.binary(max_size=64)))
+        elif mutation == "contents":  # both raw and typed contents
+            tensor.contents.bytes_contents.extend(texts)
+    if draw(st.booleans()):
         output = request.outputs.add(name=draw(OUTPUTS))
-        output.parameters.update(draw(infer_parameters(keys=st.just("classification"))))
-    request.parameters.update(draw(infer_parameters()))
+        for key, value in draw(infer_parameters(keys=st.just("classification"))).items():
+            output.parameters[key].CopyFrom(value)
+    return request
+
+
+@st.composite
+def model_infer_requests(draw):
+    request = draw(st.one_of(mutated_valid_infer_requests(), random_infer_requests()))
+    for key, value in draw(infer_parameters()).items():
+        request.parameters[key].CopyFrom(value)
     return request
 
 
 @settings(max_examples=EXAMPLES["grpc"], **SETTINGS)
-@given(request=model_infer_requests(), garbage=st.one_of(st.none(), st.binary(max_size=512)))
+@given(request=model_infer_requests(), garbage=st.one_of(st.none(), st.none(), st.none(), st.binary(max_size=512)))
 def test_fuzz_grpc_model_infer_gets_documented_status_when_message_is_malformed(fuzzed: Fuzzed, grpc_stub, request, garbage) -> None:
     import grpc
 

@@ -38,6 +38,24 @@ def check_protocol(protocol: str) -> str:
     return protocol
 
 
+def check_url(url: str) -> str:
+    """``host:port`` as tritonclient wants it; anything else fails here, with one clear message,
+    rather than inside tritonclient (whose half-built client then prints a traceback at exit).
+
+    Raises:
+        ClientError: a scheme (``http://``), no port, or a port outside 1..65535.
+    """
+    host, _, port = url.rpartition(":")
+    problem = None
+    if "://" in url:
+        problem = "give host:port without a scheme, e.g. 127.0.0.1:8000"
+    elif not host or not port.isdigit() or not 0 < int(port) < 65536:
+        problem = "give host:port with a port in 1..65535, e.g. 127.0.0.1:8001"
+    if problem:
+        raise ClientError(url, "-", problem)
+    return url
+
+
 def to_text_input(texts: Sequence[str | bytes]) -> np.ndarray:
     """Texts -> BYTES tensor of shape [n, 1] (the deployments' ``TEXT`` input)."""
     if isinstance(texts, (str, bytes)):
@@ -162,7 +180,7 @@ class TritonizeClient:
 
     def __init__(self, url: str | None = None, protocol: str = "grpc", timeout: float = 30.0) -> None:
         self.protocol = check_protocol(protocol)
-        self.url = url or DEFAULT_URLS[protocol]
+        self.url = check_url(url or DEFAULT_URLS[protocol])
         self.timeout = timeout
         self._max_batch: dict[str, int] = {}
         try:
