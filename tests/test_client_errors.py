@@ -128,6 +128,28 @@ def test_client_raises_invalid_request_not_model_not_found_when_tensor_name_is_w
 
 @pytest.mark.triton
 @pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_t5_deployment_refuses_request_without_text_when_only_optional_input_sent(triton_server, protocol: str) -> None:
+    """Found by the binary fuzzer: 2.51 checks only the input count for a model with optional
+    inputs, so the entry model itself must refuse a request without ``TEXT`` (was a 500)."""
+    model = "t5_small_emotion"
+    if not (triton_server.repository / model).is_dir():
+        pytest.skip(f"{model} is not in the test repository")
+
+    def tokens_only(module, client):
+        tensor = module.InferInput("max_new_tokens", [1, 1], "INT32")
+        tensor.set_data_from_numpy(np.array([[2]], dtype=np.int32))
+        client.infer(model, [tensor])
+
+    with TritonizeClient(_url(triton_server, protocol), protocol, timeout=60) as client:
+        before = client.generate(["still fine"], model, max_new_tokens=3)
+        error, raw = _wrapped(triton_server, protocol, tokens_only)
+        assert client.generate(["still fine"], model, max_new_tokens=3) == before
+    assert raw.status() in ("400", "StatusCode.INVALID_ARGUMENT"), raw
+    assert isinstance(error, InvalidRequestError) and "input TEXT is required" in str(error)
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_client_error_is_access_denied_when_admin_api_called_without_key(triton_server, protocol: str) -> None:
     error, raw = _wrapped(triton_server, protocol, lambda module, client: client.get_model_repository_index())
     assert raw.status() in ("403", "StatusCode.UNAVAILABLE")
