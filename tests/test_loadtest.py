@@ -278,3 +278,16 @@ def test_loadtest_command_exits_1_naming_gate_when_p99_gate_fails(triton_server,
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["passed"] is False and saved["client"]["failures"] == 0
     assert saved["resources"]["server_rss"]["start_mb"] > 0  # the server process was found by its port
+
+
+def test_summarize_reports_growth_after_warmup_apart_when_samples_rise_early() -> None:
+    from tritonize.loadtest.resources import MB, ResourceSample, summarize
+
+    def sample(t: float, rss_mb: float) -> ResourceSample:
+        return ResourceSample(elapsed_s=t, server_rss=int(rss_mb * MB), stubs_rss=None, stubs=3, server_shm=None, dev_shm_used=None)
+
+    summary = summarize([sample(0, 100), sample(1, 115), sample(5, 116), sample(9, 117)], pid=1, interval_s=1, warmup_s=5)
+    assert summary["server_rss"] == {
+        "start_mb": 100, "end_mb": 117, "peak_mb": 117, "growth_mb": 17, "growth_after_warmup_mb": 1,
+    }  # fmt: skip
+    assert summary["stubs_rss"] is None and summary["stubs"] == {"start": 3, "end": 3}

@@ -252,7 +252,8 @@ def run_loadtest(config: LoadtestConfig) -> LoadtestSummary:
     else:
         with ResourceSampler(pid, config.sample_interval_s) as sampler:
             stats_csv = run_locust(config)
-        resources = summarize(sampler.samples, pid, config.sample_interval_s)
+        warmup = config.soak.ramp_s if config.soak is not None else 0.0
+        resources = summarize(sampler.samples, pid, config.sample_interval_s, warmup)
     after = fetch_statistics(url, config.protocol)
     metrics_after = scrape_metrics(config.target_metrics_url)
 

@@ -231,8 +231,8 @@ def _resource_rows(summary: LoadtestSummary) -> list[str]:
     rows = [
         f"## Server memory ({res['samples']} samples every {res['interval_s']:g} s, pid {res['server_pid']})",
         "",
-        "| what | before MB | after MB | peak MB | growth MB |",
-        "|---|---|---|---|---|",
+        f"| what | before MB | after MB | peak MB | growth MB | growth after {res.get('warmup_s', 0):g} s warm-up MB |",
+        "|---|---|---|---|---|---|",
     ]
     labels = {
         "server_rss": "tritonserver RSS",
@@ -243,7 +243,10 @@ def _resource_rows(summary: LoadtestSummary) -> list[str]:
     for key, label in labels.items():
         m = res.get(key)
         if m:
-            rows.append(f"| {label} | {m['start_mb']:.1f} | {m['end_mb']:.1f} | {m['peak_mb']:.1f} | {m['growth_mb']:+.1f} |")
+            rows.append(
+                f"| {label} | {m['start_mb']:.1f} | {m['end_mb']:.1f} | {m['peak_mb']:.1f} | {m['growth_mb']:+.1f} "
+                f"| {m.get('growth_after_warmup_mb', m['growth_mb']):+.1f} |"
+            )
     if res.get("stubs"):
         rows += ["", f"Stub processes: {res['stubs']['start']} before, {res['stubs']['end']} after."]
     return [*rows, ""]
