@@ -7,12 +7,16 @@
 ``--host`` is the HTTP endpoint; gRPC users use the port above it (Triton's 8000/8001 layout)
 unless ``--grpc-url host:port`` or ``--host grpc://host:port`` says otherwise. Extra flags:
 ``--triton-model``, ``--triton-batch`` (texts per request), ``--corpus`` (``text;label`` or
-TSV file; default: the built-in emotion corpus), ``--triton-timeout``, ``--grpc-url``.
+TSV file; default: the built-in emotion corpus), ``--triton-timeout``, ``--grpc-url``,
+``--triton-refusal-backoff`` (seconds a user waits after an overload refusal).
 ``tritonize loadtest`` runs this file headless and adds Triton's server-side numbers.
 
 Every user is a closed loop (no wait between requests) with its own tritonclient connection.
 Requests are timed with ``environment.events.request.measure``; any exception (a
-``ClientError`` naming URL, model and cause) counts as a failure.
+``ClientError`` naming URL, model and cause) counts as a failure, except an overload refusal
+(``OverloadedError``: the server's queue was full), which is recorded under its own request
+type (``GRPC refused`` / ``HTTP refused``) so summaries count refusals apart from failures.
+``loadtest/soak_shape.py`` adds a ramp / hold / spike / recover load shape (``--shape soak``).
 """
 
 from __future__ import annotations
@@ -24,16 +28,17 @@ grpc_gevent.init_gevent()  # before any channel exists: gRPC's I/O must yield to
 import itertools  # noqa: E402
 from functools import lru_cache  # noqa: E402
 
-from locust import User, constant, events, task  # noqa: E402
+from locust import User, events, task  # noqa: E402
 
 from tritonize.client import TritonizeClient  # noqa: E402
-from tritonize.errors import InferenceError  # noqa: E402
+from tritonize.errors import InferenceError, OverloadedError  # noqa: E402
 from tritonize.loadtest.payload import (  # noqa: E402
     DEFAULT_MODEL,
     TextSampler,
     corpus_texts,
     endpoint,
     outputs_for,
+    request_type,
     response_bytes,
 )
 
@@ -48,6 +53,9 @@ def _add_arguments(parser) -> None:
     group.add_argument("--corpus", default="", help="text;label or TSV file (default: built-in emotion corpus)")
     group.add_argument("--triton-timeout", type=float, default=30.0, help="per-request timeout, seconds")
     group.add_argument("--grpc-url", default="", help="gRPC host:port (default: --host port + 1)")
+    group.add_argument(
+        "--triton-refusal-backoff", type=float, default=0.1, help="seconds a user waits after an overload refusal"
+    )
 
 
 @lru_cache(maxsize=4)
@@ -60,7 +68,11 @@ class TritonUser(User):
 
     abstract = True
     protocol = "http"
-    wait_time = constant(0)
+    refused = False  # the last request was refused as overloaded: back off before the next
+
+    def wait_time(self) -> float:
+        """Closed loop; after a refusal the user waits, as a client told "retry later" should."""
+        return self.environment.parsed_options.triton_refusal_backoff if self.refused else 0.0
 
     def on_start(self) -> None:
         options = self.environment.parsed_options
@@ -77,10 +89,16 @@ class TritonUser(User):
     @task
     def infer(self) -> None:
         texts = self.sampler.next()
-        with self.environment.events.request.measure(self.protocol.upper(), self.request_name) as meta:
+        with self.environment.events.request.measure(request_type(self.protocol), self.request_name) as meta:
             if not self.outputs:  # first request of this user (a failure here counts as one)
                 self.outputs = outputs_for(self.client.model_metadata(self.model))
-            outputs = self.client.infer_raw(self.model, texts, self.outputs)
+            try:
+                self.refused = False
+                outputs = self.client.infer_raw(self.model, texts, self.outputs)
+            except OverloadedError:
+                self.refused = True
+                meta["request_type"] = request_type(self.protocol, refused=True)
+                raise
             rows = outputs[self.outputs[0]].shape[0]
             if rows != len(texts):
                 raise InferenceError(self.url, self.model, f"sent {len(texts)} texts, got {rows} results")

@@ -125,3 +125,58 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # no
         terminalreporter.section("fault injection: requests and recovery")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+# -- a throwaway server with tight limits (overload, deadlines) --------------------------------
+CONSTRAINED_QUEUE = {"max_queue_size": 2, "queue_timeout_us": 20_000}  # distilbert_emotion: refuses bursts
+SLOW_DELAY_US = 4_000_000  # distilbert_slow: the model step holds a lone request this long
+
+
+@pytest.fixture(scope="session")
+def constrained_repository(tmp_path_factory: pytest.TempPathFactory, tritonize_cache: Path) -> Path:
+    """A repository built from a spec with tight limits, through the ordinary build path.
+
+    ``distilbert_emotion``: every step's queue holds 2 requests and refuses those waiting over
+    20 ms. ``distilbert_slow``: the same model whose dynamic batcher waits 4 s to fill a batch,
+    so a lone request is slow on the server itself (not in the client).
+    """
+    import dataclasses
+
+    from tritonize.pipeline import BuildOptions, build
+    from tritonize.spec import Spec, load_spec
+
+    base = load_spec().get("distilbert_emotion")
+    models = (
+        dataclasses.replace(base, **CONSTRAINED_QUEUE),
+        dataclasses.replace(base, name="distilbert_slow", max_queue_delay_us=SLOW_DELAY_US),
+    )
+    out = tmp_path_factory.mktemp("constrained") / "model_repository"
+    build(BuildOptions(spec=Spec(models=models), out=out, demo="tiny", cache_dir=tritonize_cache))
+    return out
+
+
+@pytest.fixture(scope="session")
+def constrained_server(constrained_repository: Path, tritonize_cache: Path) -> RunningServer:
+    """A throwaway embedded server (free loopback ports) on :func:`constrained_repository`."""
+    if not _has_pytriton():
+        pytest.skip("nvidia-pytriton (bundled tritonserver) is not installed")
+    from tritonize.server import EmbeddedServer, ServerConfig, free_port
+
+    config = ServerConfig(
+        repository=constrained_repository,
+        http_port=free_port(),
+        grpc_port=free_port(),
+        metrics_port=free_port(),
+        start_timeout_s=180,
+    )
+    server = EmbeddedServer(config, cache_dir=tritonize_cache)
+    server.start()
+    yield RunningServer(
+        http_url=server.http_url,
+        grpc_url=server.grpc_url,
+        metrics_url=server.metrics_url,
+        repository=constrained_repository,
+        admin_key=config.admin_key,
+        server=server,
+    )
+    server.stop()

@@ -110,13 +110,30 @@ def test_aio_client_raises_timeout_and_does_not_retry_when_server_hangs(silent_s
 
 
 @pytest.mark.triton
-def test_aio_client_raises_timeout_when_request_outlasts_timeout(triton_server) -> None:
-    async def run():
-        async with AsyncTritonizeClient(triton_server.grpc_url, "grpc", timeout=1e-4) as client:
-            await client.infer_raw("distilbert_emotion", TEXTS * 10, ["LABEL"])
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_aio_client_deadline_fires_and_client_stays_usable_when_server_is_slow(constrained_server, protocol: str) -> None:
+    """``distilbert_slow``'s batcher holds a lone request for its configured delay (4 s): the
+    server is slow, not the client. A deadline of a quarter of it must fire; the same client then
+    gets correct answers (a full batch skips the delay), so nothing hung or broke."""
+    url = _url(constrained_server, protocol)
+    texts = (TEXTS * 11)[:32]
 
-    with pytest.raises(RequestTimeoutError, match="distilbert_emotion"):
-        asyncio.run(run())
+    async def run():
+        async with AsyncTritonizeClient(url, protocol, timeout=60.0) as patient:
+            config = await patient.model_config("distilbert_slow_model")
+            expected = await patient.classify(texts, model="distilbert_emotion")
+        delay_s = int(config["dynamic_batching"]["max_queue_delay_microseconds"]) / 1e6
+        assert delay_s >= 1.0
+        async with AsyncTritonizeClient(url, protocol, timeout=delay_s / 4, retries=3) as hasty:
+            with pytest.raises(RequestTimeoutError, match="distilbert_slow") as info:
+                await hasty.infer_raw("distilbert_slow", TEXTS[:1], ["LABEL"])
+            answered = await hasty.classify(texts, model="distilbert_slow")  # 32 texts: a full batch, no delay
+        return info.value, answered, expected
+
+    error, answered, expected = asyncio.run(asyncio.wait_for(run(), timeout=120))
+    assert "no answer within" in str(error)
+    assert [r["label"] for r in answered] == [r["label"] for r in expected]
+    assert all(abs(a["score"] - b["score"]) < 1e-5 for a, b in zip(answered, expected))
 
 
 @pytest.mark.triton

@@ -110,15 +110,15 @@ def test_loadtest_counts_match_server_statistics_when_run_headless(
 ) -> None:
     summary = _run(triton_server, tmp_path, protocol, users=8)
     client = summary.client
-    assert client.requests > 0 and client.failures == 0
+    assert client.requests > 0 and client.failures == 0 and client.refusals == 0
     # Locust lets in-flight requests finish (--stop-timeout), so both sides counted the same requests.
     assert abs(summary.server_requests - client.requests) <= 8
     for name in ("summary_json", "summary_md", "locust_stats", "history", "plot", "html"):
         assert Path(summary.files[name]).stat().st_size > 0, name
     saved = json.loads(Path(summary.files["summary_json"]).read_text())
     assert saved["client"]["requests"] == client.requests and saved["server_requests"] == summary.server_requests
-    if summary.metrics is not None:
-        assert summary.metrics["nv_inference_request_success"]["distilbert_emotion"] == summary.server_requests
+    assert summary.metrics is not None, f"could not scrape {triton_server.metrics_url}"
+    assert summary.metrics["nv_inference_request_success"]["distilbert_emotion"] == summary.server_requests
     if protocol == "grpc":
         step = summary.model_step
         assert step is not None and step.execution_count < step.inference_count  # the batcher merged requests
@@ -131,3 +131,164 @@ def test_loadtest_fails_fast_naming_url_when_server_is_down(tmp_path: Path) -> N
     config = LoadtestConfig(out=tmp_path, protocol="http", url="127.0.0.1:9", run_time="2s", progress=False)
     with pytest.raises(ServerUnavailableError, match="127.0.0.1:9"):
         run_loadtest(config)
+
+
+# -- refusals, soak shape, gates, memory sampling ----------------------------------------------
+def test_soak_plan_ramps_holds_spikes_recovers_then_stops_when_ticked() -> None:
+    from tritonize.loadtest.soak import SoakPlan
+
+    plan = SoakPlan(users=4, ramp_s=2, hold_s=3, spike_users=10, spike_s=1, recover_s=2)
+    assert [(p.name, p.start_s, p.end_s, p.users) for p in plan.phases()] == [
+        ("ramp", 0, 2, 4), ("hold", 2, 5, 4), ("spike", 5, 6, 10), ("recover", 6, 8, 4),
+    ]  # fmt: skip
+    assert plan.tick(0.5) == (4, 2.0)  # 4 users over 2 s
+    assert plan.tick(5.5)[0] == 10 and plan.tick(7.9)[0] == 4
+    assert plan.tick(8.0) is None and plan.total_s == 8
+    assert SoakPlan(users=3).peak_users == 12
+    assert [p.name for p in SoakPlan(users=1, ramp_s=0, hold_s=1, spike_s=0, recover_s=0).phases()] == ["hold"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"users": 0}, "users"), ({"users": 4, "spike_users": 2}, "spike users"), ({"users": 1, "hold_s": -1}, "hold")],
+)
+def test_soak_plan_rejects_impossible_phases_when_constructed(kwargs, message) -> None:
+    from tritonize.loadtest.soak import SoakPlan, SoakPlanError
+
+    with pytest.raises(SoakPlanError, match=message):
+        SoakPlan(**kwargs)
+
+
+def test_gates_exclude_refusals_from_failure_ratio_when_evaluated() -> None:
+    from tritonize.loadtest.gates import GateError, Gates
+    from tritonize.loadtest.summary import ClientStats
+
+    stats = ClientStats(
+        requests=100, failures=1, refusals=40, requests_per_s=10, avg_ms=5, p50_ms=4, p95_ms=9, p99_ms=12, max_ms=20
+    )
+    results = {g.gate: g for g in Gates(max_failure_ratio=0.02, max_p99_ms=10, max_refusal_ratio=0.5).evaluate(stats)}
+    assert results["failure ratio"].measured == 0.01 and results["failure ratio"].passed
+    assert results["refusal ratio"].measured == 0.4 and results["refusal ratio"].passed
+    assert not results["p99 ms"].passed and results["requests > 0"].passed
+    assert not all(g.passed for g in Gates().evaluate(stats))  # the default allows no failure at all
+    idle = ClientStats(requests=0, failures=0, requests_per_s=0, avg_ms=0, p50_ms=0, p95_ms=0, p99_ms=0, max_ms=0)
+    assert not all(g.passed for g in Gates(max_failure_ratio=1.0).evaluate(idle))
+    with pytest.raises(GateError, match="max_failure_ratio"):
+        Gates(max_failure_ratio=1.5)
+
+
+def test_read_locust_json_counts_refusals_apart_and_keeps_them_out_of_percentiles_when_present(tmp_path: Path) -> None:
+    from tritonize.loadtest.payload import request_type
+    from tritonize.loadtest.summary import read_locust_json
+
+    def entry(method: str, times: dict[str, int], failures: int) -> dict:
+        count = sum(times.values())
+        return {
+            "name": "m", "method": method, "num_requests": count, "num_failures": failures,
+            "response_times": times, "total_response_time": sum(int(t) * c for t, c in times.items()),
+            "max_response_time": max(int(t) for t in times), "start_time": 100.0, "last_request_timestamp": 110.0,
+        }  # fmt: skip
+
+    entries = [entry(request_type("grpc"), {"50": 98, "200": 2}, failures=2), entry(request_type("grpc", True), {"1": 300}, 300)]
+    path = tmp_path / "locust.json"
+    path.write_text(json.dumps(entries))
+    stats = read_locust_json(path)
+    assert (stats.requests, stats.failures, stats.refusals) == (400, 2, 300)
+    assert stats.p50_ms == 50 and stats.p99_ms == 200 and stats.requests_per_s == 40
+
+
+def test_locust_command_loads_soak_shape_instead_of_users_when_soak(tmp_path: Path) -> None:
+    from tritonize.loadtest.soak import SoakPlan
+
+    plan = SoakPlan(users=3, ramp_s=1, hold_s=2, spike_users=9, spike_s=1, recover_s=1)
+    config = LoadtestConfig(out=tmp_path, protocol="grpc", url="h:1", soak=plan)
+    command = locust_command(config)
+    files = command[command.index("-f") + 1].split(",")
+    assert [Path(f).name for f in files] == ["locustfile.py", "soak_shape.py"]
+    assert "--users" not in command and "--run-time" not in command
+    assert command[command.index("--soak-spike-users") + 1] == "9" and config.duration_s == 5
+
+
+def test_mapped_shm_bytes_counts_shared_memory_this_process_maps_when_linux() -> None:
+    import os
+    from multiprocessing import shared_memory
+
+    from tritonize.loadtest.resources import mapped_shm_bytes, take_sample
+
+    if not Path("/proc/self/maps").exists():
+        pytest.skip("needs Linux /proc")
+    before = mapped_shm_bytes(os.getpid())
+    block = shared_memory.SharedMemory(create=True, size=4 << 20)
+    try:
+        block.buf[:] = b"x" * (4 << 20)  # touch every page so it is allocated
+        assert mapped_shm_bytes(os.getpid()) - before >= 4 << 20
+        sample = take_sample(os.getpid(), start=0.0)
+        assert sample.server_rss > 0 and sample.server_shm >= 4 << 20 and sample.dev_shm_used >= 4 << 20
+    finally:
+        block.close()
+        block.unlink()
+
+
+@pytest.mark.triton
+@pytest.mark.slow
+def test_soak_counts_refusals_apart_and_samples_memory_when_queues_are_tiny(constrained_server, tmp_path: Path) -> None:
+    from tritonize.loadtest.gates import Gates
+    from tritonize.loadtest.soak import SoakPlan
+
+    plan = SoakPlan(users=2, ramp_s=2, hold_s=3, spike_users=12, spike_s=3, recover_s=2)
+    config = LoadtestConfig(
+        out=tmp_path / "soak",
+        protocol="grpc",
+        url=constrained_server.grpc_url,
+        metrics_url=constrained_server.metrics_url,
+        soak=plan,
+        gates=Gates(max_failure_ratio=0.0),
+        server_pid=constrained_server.server.process.pid,
+        sample_interval_s=0.5,
+        progress=False,
+    )
+    summary = run_loadtest(config)
+    client, resources = summary.client, summary.resources
+    print(f"soak: {client.requests} sent, {client.refusals} refused, {client.failures} failed, "
+          f"p99 {client.p99_ms:.0f} ms; memory: {resources}")
+    assert client.requests > client.refusals > 0, "the spike against 2-request queues was never refused"
+    assert client.failures == 0 and summary.passed
+    # every request the client saw answered, the server counted as a success (in-flight ones finish)
+    assert abs(summary.server_requests - (client.requests - client.refusals)) <= plan.peak_users
+    assert [p["name"] for p in summary.shape["phases"]] == ["ramp", "hold", "spike", "recover"]
+    assert resources["samples"] >= plan.total_s / config.sample_interval_s / 2
+    assert resources["server_rss"]["start_mb"] > 0 and resources["stubs_rss"]["peak_mb"] > 0
+    assert resources["stubs"] == {"start": 6, "end": 6}  # 2 deployments x 3 Python-backend steps, none died
+    saved = json.loads(Path(summary.files["summary_json"]).read_text())
+    assert saved["client"]["refusals"] == client.refusals and saved["passed"] is True
+    assert "refused (overloaded)" in Path(summary.files["summary_md"]).read_text()
+    assert len(Path(summary.files["resources"]).read_text().splitlines()) == resources["samples"] + 1
+
+
+@pytest.mark.triton
+@pytest.mark.slow
+def test_loadtest_command_exits_1_naming_gate_when_p99_gate_fails(triton_server, tmp_path: Path, capsys) -> None:
+    from tritonize.cli import main
+
+    code = main([
+        "loadtest", "--protocol", "http", "--url", triton_server.http_url, "--metrics-url", triton_server.metrics_url,
+        "--users", "2", "--run-time", "3s", "--max-p99-ms", "0.001", "--out", str(tmp_path),
+    ])  # fmt: skip
+    assert code == 1
+    assert "gate failed: p99 ms" in capsys.readouterr().err
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["passed"] is False and saved["client"]["failures"] == 0
+    assert saved["resources"]["server_rss"]["start_mb"] > 0  # the server process was found by its port
+
+
+def test_summarize_reports_growth_after_warmup_apart_when_samples_rise_early() -> None:
+    from tritonize.loadtest.resources import MB, ResourceSample, summarize
+
+    def sample(t: float, rss_mb: float) -> ResourceSample:
+        return ResourceSample(elapsed_s=t, server_rss=int(rss_mb * MB), stubs_rss=None, stubs=3, server_shm=None, dev_shm_used=None)
+
+    summary = summarize([sample(0, 100), sample(1, 115), sample(5, 116), sample(9, 117)], pid=1, interval_s=1, warmup_s=5)
+    assert summary["server_rss"] == {
+        "start_mb": 100, "end_mb": 117, "peak_mb": 117, "growth_mb": 17, "growth_after_warmup_mb": 1,
+    }  # fmt: skip
+    assert summary["stubs_rss"] is None and summary["stubs"] == {"start": 3, "end": 3}

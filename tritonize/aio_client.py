@@ -28,6 +28,7 @@ from tritonize.client import (
     DEFAULT_MODEL,
     DEFAULT_URLS,
     check_protocol,
+    check_url,
     decode_text,
     make_request,
     parse_classification,
@@ -80,7 +81,7 @@ class AsyncTritonizeClient:
         max_connections: int = 64,
     ) -> None:
         self.protocol = check_protocol(protocol)
-        self.url = url or DEFAULT_URLS[protocol]
+        self.url = check_url(url or DEFAULT_URLS[protocol])
         self.timeout = timeout
         self.retries = retries
         self.backoff_s = backoff_s
@@ -128,7 +129,8 @@ class AsyncTritonizeClient:
         Raises:
             RequestTimeoutError: no answer within ``timeout``.
             ServerUnavailableError: still refused after the retries.
-            ModelNotFoundError, InferenceError: the server answered with an error.
+            OverloadedError: the server refused the request (queue full or queue timeout); not retried here.
+            ModelNotFoundError, InvalidRequestError, InferenceError: the server answered with an error.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout

@@ -10,15 +10,19 @@ Errors are :class:`~tritonize.errors.ClientError` subclasses naming URL, model a
 from __future__ import annotations
 
 import socket
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
 from tritonize.errors import (
+    AccessDeniedError,
     ClientError,
     InferenceError,
+    InvalidRequestError,
     ModelNotFoundError,
+    OverloadedError,
     RequestTimeoutError,
     ServerUnavailableError,
 )
@@ -32,6 +36,24 @@ def check_protocol(protocol: str) -> str:
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     return protocol
+
+
+def check_url(url: str) -> str:
+    """``host:port`` as tritonclient wants it; anything else fails here, with one clear message,
+    rather than inside tritonclient (whose half-built client then prints a traceback at exit).
+
+    Raises:
+        ClientError: a scheme (``http://``), no port, or a port outside 1..65535.
+    """
+    host, _, port = url.rpartition(":")
+    problem = None
+    if "://" in url:
+        problem = "give host:port without a scheme, e.g. 127.0.0.1:8000"
+    elif not host or not port.isdigit() or not 0 < int(port) < 65536:
+        problem = "give host:port with a port in 1..65535, e.g. 127.0.0.1:8001"
+    if problem:
+        raise ClientError(url, "-", problem)
+    return url
 
 
 def to_text_input(texts: Sequence[str | bytes]) -> np.ndarray:
@@ -65,7 +87,11 @@ def parse_top_k(classes: np.ndarray) -> list[list[dict[str, Any]]]:
 
 
 def _error_text(exc: BaseException) -> tuple[str, str]:
-    """(status, message) of a tritonclient or transport exception."""
+    """(status, message) of a tritonclient or transport exception.
+
+    ``InferenceServerException.status()`` is the HTTP status as a string (``"404"``) for the
+    HTTP clients and ``str(grpc.StatusCode)`` (``"StatusCode.NOT_FOUND"``) for the gRPC ones.
+    """
     status = ""
     if hasattr(exc, "status") and callable(exc.status):
         status = str(exc.status() or "")
@@ -73,19 +99,76 @@ def _error_text(exc: BaseException) -> tuple[str, str]:
     return status, message or exc.__class__.__name__
 
 
+# What Triton 2.51 answers, measured against the embedded server (tests/test_client_errors.py):
+# unknown model or version 404 / NOT_FOUND; bad input name, dtype, shape, batch size and the
+# backends' input checks 400 / INVALID_ARGUMENT; full queue and queue timeout 503 / UNAVAILABLE;
+# restricted admin API 403 over HTTP but UNAVAILABLE over gRPC; client deadline DEADLINE_EXCEEDED.
+_BY_STATUS: dict[str, type[ClientError]] = {
+    "400": InvalidRequestError,
+    "401": AccessDeniedError,
+    "403": AccessDeniedError,
+    "404": ModelNotFoundError,
+    "408": RequestTimeoutError,
+    "503": OverloadedError,
+    "504": RequestTimeoutError,
+    "StatusCode.INVALID_ARGUMENT": InvalidRequestError,
+    "StatusCode.OUT_OF_RANGE": InvalidRequestError,
+    "StatusCode.NOT_FOUND": ModelNotFoundError,
+    "StatusCode.PERMISSION_DENIED": AccessDeniedError,
+    "StatusCode.UNAUTHENTICATED": AccessDeniedError,
+    "StatusCode.DEADLINE_EXCEEDED": RequestTimeoutError,
+    "StatusCode.RESOURCE_EXHAUSTED": OverloadedError,
+    "StatusCode.UNAVAILABLE": OverloadedError,
+}
+# UNAVAILABLE / 503 is the only status that means several things, so only there does the text
+# decide: Triton's scheduler refusals are OverloadedError; Triton's gRPC frontend also answers a
+# restricted API with UNAVAILABLE; anything else (gRPC could not connect, the connection broke,
+# the server is stopping) means the server is not there to serve.
+SCHEDULER_REFUSALS = ("Exceeds maximum queue size", "Request timeout expired")
+_RESTRICTED = "is restricted"
+_UNAVAILABLE = {"503", "StatusCode.UNAVAILABLE"}
+
+
+def _class_for(status: str, message: str) -> type[ClientError]:
+    cls = _BY_STATUS.get(status, InferenceError)
+    if status in _UNAVAILABLE and not any(text in message for text in SCHEDULER_REFUSALS):
+        return AccessDeniedError if _RESTRICTED in message else ServerUnavailableError
+    return cls
+
+
+def _is_aiohttp_connection_error(exc: BaseException) -> bool:
+    """aiohttp's connection errors (``ServerDisconnectedError``...) are not ``OSError``s."""
+    aiohttp = sys.modules.get("aiohttp")  # loaded only if the aio HTTP client is in use
+    return aiohttp is not None and isinstance(exc, aiohttp.ClientConnectionError)
+
+
+_CAUSES: dict[type[ClientError], str] = {
+    OverloadedError: "server overloaded, retry later",
+    ServerUnavailableError: "server not available",
+    RequestTimeoutError: "request timed out",
+    AccessDeniedError: "access denied",
+}
+
+
 def wrap_error(exc: BaseException, url: str, model: str) -> ClientError:
-    """Map a tritonclient/transport exception to the tritonize client error tree."""
+    """Map a tritonclient/transport exception to the tritonize client error tree.
+
+    The HTTP status or gRPC status code decides the class (see ``_BY_STATUS``); exceptions that
+    carry none come from the transport: a timeout, or a connection that failed.
+    """
     if isinstance(exc, ClientError):
         return exc
     status, message = _error_text(exc)
-    lowered = f"{status} {message}".lower()
-    if isinstance(exc, (socket.timeout, TimeoutError)) or "deadline" in lowered or "timed out" in lowered:
-        return RequestTimeoutError(url, model, f"request timed out ({message})")
-    if isinstance(exc, (ConnectionError, OSError)) or "unavailable" in lowered or "connection refused" in lowered:
-        return ServerUnavailableError(url, model, f"server not reachable ({message})")
-    if "unknown model" in lowered or "not found" in lowered or "is not ready" in lowered:
-        return ModelNotFoundError(url, model, message)
-    return InferenceError(url, model, message)
+    if status:
+        cls = _class_for(status, message)
+    elif isinstance(exc, (socket.timeout, TimeoutError)):
+        cls = RequestTimeoutError
+    elif isinstance(exc, (ConnectionError, OSError)) or _is_aiohttp_connection_error(exc):
+        cls = ServerUnavailableError
+    else:
+        cls = InferenceError
+    cause = _CAUSES.get(cls)
+    return cls(url, model, f"{cause} ({message})" if cause else message)
 
 
 class TritonizeClient:
@@ -97,7 +180,7 @@ class TritonizeClient:
 
     def __init__(self, url: str | None = None, protocol: str = "grpc", timeout: float = 30.0) -> None:
         self.protocol = check_protocol(protocol)
-        self.url = url or DEFAULT_URLS[protocol]
+        self.url = check_url(url or DEFAULT_URLS[protocol])
         self.timeout = timeout
         self._max_batch: dict[str, int] = {}
         try:

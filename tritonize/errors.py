@@ -76,6 +76,23 @@ class InferenceError(ClientError):
     """The server answered the request with an error (bad input, model failure)."""
 
 
+class InvalidRequestError(InferenceError, ValueError):
+    """The server refused the request as malformed (HTTP 400, gRPC INVALID_ARGUMENT): fix the input, do not retry."""
+
+
+class OverloadedError(ClientError):
+    """The server refused the request without running it: overloaded, retry later (with backoff).
+
+    Triton answers this way when a step's queue is full (``Exceeds maximum queue size``) or the
+    request waited longer than the queue timeout (``Request timeout expired``): HTTP 503, gRPC
+    UNAVAILABLE. The bound comes from the spec's ``max_queue_size`` / ``queue_timeout_us``.
+    """
+
+
+class AccessDeniedError(ClientError, PermissionError):
+    """The endpoint is restricted (admin APIs) and the request did not carry the right key."""
+
+
 class RequestTimeoutError(ClientError, TimeoutError):
     """The request did not complete within the client's timeout."""
 

@@ -64,6 +64,12 @@ class ModelSpec:
     time, when the checkpoint is at hand). ``length_buckets`` are the sequence lengths a
     request may be padded to: on CPU compute is proportional to padded tokens, so buckets are
     fine-grained and each request is padded only to the smallest bucket that fits it.
+
+    ``max_queue_size``, ``queue_timeout_us`` and ``allow_timeout_override`` are the queue policy
+    of every step with a dynamic batcher: without a bound, overload shows up as latency that
+    grows without limit; with one, Triton refuses the excess at once (``Exceeds maximum queue
+    size`` / ``Request timeout expired``, HTTP 503, gRPC UNAVAILABLE) and clients can back off.
+    0 means "no limit" for both, as in Triton's ``ModelQueuePolicy``.
     """
 
     name: str
@@ -77,6 +83,9 @@ class ModelSpec:
     instances: int = 1
     generate_instances: int = 1  # instances of the T5 BLS entry model (overlap whole execute() calls)
     max_queue_delay_us: int = 2000
+    max_queue_size: int = 128
+    queue_timeout_us: int = 0
+    allow_timeout_override: bool = False
     precision: dict[Target, Precision] = field(default_factory=lambda: dict(_DEFAULT_PRECISION))
     max_new_tokens: int = 1
     max_new_tokens_limit: int = 32
@@ -129,6 +138,8 @@ class ModelSpec:
                 f"must be >= 0, got {self.python_max_queue_delay_us}",
             ),
             (self.max_queue_delay_us < 0, "max_queue_delay_us", f"must be >= 0, got {self.max_queue_delay_us}"),
+            (self.max_queue_size < 0, "max_queue_size", f"must be >= 0 (0 = unbounded), got {self.max_queue_size}"),
+            (self.queue_timeout_us < 0, "queue_timeout_us", f"must be >= 0 (0 = no timeout), got {self.queue_timeout_us}"),
             (self.max_input_length < 2, "max_input_length", f"must be >= 2, got {self.max_input_length}"),
             (
                 not buckets or buckets[0] < 1 or buckets != sorted(set(buckets)),
@@ -323,6 +334,8 @@ _SCALAR_TYPES: dict[str, type | tuple[type, ...]] = {
     "instances": int,
     "generate_instances": int,
     "max_queue_delay_us": int,
+    "max_queue_size": int,
+    "queue_timeout_us": int,
     "max_new_tokens": int,
     "max_new_tokens_limit": int,
     "tolerance": (int, float),
@@ -334,6 +347,7 @@ _SCALAR_TYPES: dict[str, type | tuple[type, ...]] = {
     "python_max_batch_size": int,
     "python_max_queue_delay_us": int,
     "fuse_steps": bool,
+    "allow_timeout_override": bool,
 }
 _FLOAT_FIELDS = ("tolerance", "min_agreement", "max_prob_diff")
 
@@ -372,6 +386,8 @@ def _parse_value(key: str, value: Any, source: str, where: str) -> Any:
             raise SpecError(source, where, f"must be a list of {item_type.__name__}, got {value!r}")
         return tuple(value)
     expected = _SCALAR_TYPES[key]
+    if expected is bool and not isinstance(value, bool):
+        raise SpecError(source, where, f"must be true or false, got {value!r}")
     if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
         raise SpecError(source, where, f"must be of type {getattr(expected, '__name__', 'number')}, got {value!r}")
     return float(value) if key in _FLOAT_FIELDS else value

@@ -203,7 +203,10 @@ class TritonPythonModel:
         self.label_ids = label_token_ids(self.tokenizer, self.labels) if self.labels else []
 
     def _parse(self, request: Any) -> tuple[list[str], list[int], set[str]]:
-        texts = decode_texts(pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy(), self.settings.max_text_bytes)
+        text = pb_utils.get_input_tensor_by_name(request, "TEXT")
+        if text is None:  # Triton 2.51 checks only the input count when a model has optional inputs
+            raise RequestError("input TEXT is required")
+        texts = decode_texts(text.as_numpy(), self.settings.max_text_bytes)
         tensor = pb_utils.get_input_tensor_by_name(request, "max_new_tokens")
         limits = parse_max_new_tokens(
             None if tensor is None else tensor.as_numpy(), len(texts), self.default_new_tokens, self.limit_new_tokens

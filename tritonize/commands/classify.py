@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from tritonize.commands._args import positive_float, positive_int
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("classify", help="classify texts with a running server; prints JSON")
@@ -12,8 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="distilbert_emotion")
     p.add_argument("--protocol", choices=["grpc", "http"], default="grpc")
     p.add_argument("--url", default=None, help="host:port (default 127.0.0.1:8001 gRPC, :8000 HTTP)")
-    p.add_argument("--top-k", type=int, default=1)
-    p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument("--top-k", type=positive_int, default=1, help="classes per text (>= 1)")
+    p.add_argument("--timeout", type=positive_float, default=30.0, help="seconds per request")
     p.set_defaults(func=run)
 
 

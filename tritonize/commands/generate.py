@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from tritonize.commands._args import positive_float, positive_int
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("generate", help="run a text2text deployment with a running server; prints JSON")
@@ -12,8 +14,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="t5_small_emotion")
     p.add_argument("--protocol", choices=["grpc", "http"], default="grpc")
     p.add_argument("--url", default=None)
-    p.add_argument("--max-new-tokens", type=int, default=None, help="default: the spec's max_new_tokens")
-    p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument(
+        "--max-new-tokens", type=positive_int, default=None, help="default: the spec's max_new_tokens; the server caps it"
+    )
+    p.add_argument("--timeout", type=positive_float, default=60.0, help="seconds per request")
     p.set_defaults(func=run)
 
 

@@ -49,7 +49,7 @@ def _deployments(args: argparse.Namespace, status: dict[str, Any] | None) -> lis
 
 def check(args: argparse.Namespace) -> dict[str, Any]:
     """The health report printed by the command (also used by tests)."""
-    from tritonize.builder import default_cache_dir
+    from tritonize.cache import default_cache_dir
     from tritonize.serving.probe import Prober
     from tritonize.serving.status import default_status_file, read_status
 

@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+
+from tritonize.commands._args import positive_float, positive_int, ratio
+
+
+def duration(text: str) -> float:
+    """Seconds of ``10``, ``10s``, ``1m30s`` (Locust's ``--run-time`` syntax)."""
+    from tritonize.loadtest.runner import LoadtestError, parse_run_time
+
+    try:
+        return parse_run_time(text)
+    except LoadtestError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,14 +31,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--model", default="distilbert_emotion", help="deployment (ensemble) name")
     parser.add_argument("--protocol", choices=("grpc", "http"), default="grpc")
-    parser.add_argument("--users", type=int, default=8, help="concurrent Locust users (closed loop)")
-    parser.add_argument("--spawn-rate", type=float, default=8.0, help="users started per second")
+    parser.add_argument("--users", type=positive_int, default=8, help="concurrent Locust users (closed loop)")
+    parser.add_argument("--spawn-rate", type=positive_float, default=8.0, help="users started per second")
     parser.add_argument("--run-time", default="20s", help="Locust duration, e.g. 20s, 1m30s")
-    parser.add_argument("--texts-per-request", type=int, default=1, help="texts in one request (batch dimension)")
+    parser.add_argument("--texts-per-request", type=positive_int, default=1, help="texts in one request (batch dimension)")
     parser.add_argument("--corpus", type=Path, help="text;label or TSV file (default: built-in emotion corpus)")
     parser.add_argument("--url", help="host:port of the protocol endpoint (default 127.0.0.1:8001 gRPC / :8000 HTTP)")
     parser.add_argument("--metrics-url", help="Prometheus endpoint host:port (default 127.0.0.1:8002)")
-    parser.add_argument("--timeout", type=float, default=30.0, help="per-request timeout, seconds")
+    parser.add_argument("--timeout", type=positive_float, default=30.0, help="per-request timeout, seconds")
     parser.add_argument(
         "--admin-key", help="admin key of a `tritonize serve` server (its statistics endpoint is restricted)"
     )
@@ -33,10 +46,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--repository", type=Path, help="model repository for --start-server")
     parser.add_argument("--locustfile", type=Path, help="default: loadtest/locustfile.py of the source tree")
     parser.add_argument("--out", type=Path, default=Path("loadtest/results"), help="output directory")
+    soak = parser.add_argument_group(
+        "soak", "--shape soak: ramp to --users, hold, spike to --spike-users, recover; memory sampled throughout"
+    )
+    soak.add_argument("--shape", choices=("steady", "soak"), default="steady", help="steady: --users for --run-time")
+    soak.add_argument("--ramp", type=duration, default=10.0, help="soak: time to reach --users (default 10s)")
+    soak.add_argument("--hold", type=duration, default=60.0, help="soak: time at --users (default 60s)")
+    soak.add_argument("--spike", type=duration, default=10.0, help="soak: time at --spike-users (default 10s)")
+    soak.add_argument("--spike-users", type=positive_int, help="soak: users during the spike (default 4x --users)")
+    soak.add_argument("--recover", type=duration, default=10.0, help="soak: time back at --users (default 10s)")
+    gates = parser.add_argument_group("gates", "pass/fail limits; the command exits 1 when one fails")
+    gates.add_argument("--max-failure-ratio", type=ratio, default=0.0, help="failed / sent, refusals excluded (default 0)")
+    gates.add_argument("--max-p99-ms", type=positive_float, help="p99 latency of requests not refused")
+    gates.add_argument("--max-refusal-ratio", type=ratio, help="refused as overloaded / sent (default: no limit)")
+    parser.add_argument("--sample-interval", type=positive_float, default=1.0, help="memory sampling period, s")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from tritonize.loadtest.gates import Gates
     from tritonize.loadtest.runner import LoadtestConfig, LoadtestError, run_loadtest, run_with_server
 
     if args.start_server and args.repository is None:
@@ -55,8 +83,31 @@ def run(args: argparse.Namespace) -> int:
         metrics_url=args.metrics_url,
         request_timeout=args.timeout,
         admin_key=args.admin_key,
+        soak=_plan(args),
+        gates=Gates(
+            max_failure_ratio=args.max_failure_ratio, max_p99_ms=args.max_p99_ms, max_refusal_ratio=args.max_refusal_ratio
+        ),
+        sample_interval_s=args.sample_interval,
         **extra,
     )
     summary = run_with_server(config, args.repository) if args.start_server else run_loadtest(config)
     print((args.out / "summary.md").read_text(encoding="utf-8"))
-    return 0 if summary.client.failures == 0 and summary.client.requests > 0 else 1
+    for gate in summary.gates:
+        if not gate.passed:
+            print(f"tritonize: gate failed: {gate.gate} = {gate.measured:g}, limit {gate.limit:g}", file=sys.stderr)
+    return 0 if summary.passed else 1
+
+
+def _plan(args: argparse.Namespace):  # -> SoakPlan | None (imported lazily, like every load-test module)
+    if args.shape != "soak":
+        return None
+    from tritonize.loadtest.soak import SoakPlan
+
+    return SoakPlan(
+        users=args.users,
+        ramp_s=args.ramp,
+        hold_s=args.hold,
+        spike_users=args.spike_users or 0,
+        spike_s=args.spike,
+        recover_s=args.recover,
+    )

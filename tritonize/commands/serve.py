@@ -106,7 +106,7 @@ def _print_ready(supervisor, config: ServerConfig, status_file: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tritonize.builder import default_cache_dir
+    from tritonize.cache import default_cache_dir
     from tritonize.serving.status import default_status_file
     from tritonize.serving.supervisor import Supervisor
     from tritonize.serving.watchdog import WatchdogConfig

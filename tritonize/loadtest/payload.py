@@ -14,6 +14,20 @@ import numpy as np
 from tritonize.corpus import builtin_emotion, load_corpus
 
 DEFAULT_MODEL = "distilbert_emotion"
+REFUSED_SUFFIX = " refused"  # Locust request type of a request the server refused as overloaded
+
+
+def request_type(protocol: str, refused: bool = False) -> str:
+    """Locust's request type: ``GRPC`` / ``HTTP``, or ``GRPC refused`` for an overload refusal.
+
+    Refusals are kept in their own Locust entry so they are counted apart from failures and
+    their instant answers do not pull the latency percentiles of served requests down.
+    """
+    return protocol.upper() + (REFUSED_SUFFIX if refused else "")
+
+
+def is_refusal(locust_request_type: str) -> bool:
+    return locust_request_type.endswith(REFUSED_SUFFIX)
 
 
 def corpus_texts(path: str | Path | None = None) -> list[str]:

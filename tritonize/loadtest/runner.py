@@ -18,14 +18,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from tritonize.errors import TritonizeError
+from tritonize.loadtest.gates import Gates
 from tritonize.loadtest.metrics import fetch_statistics, metrics_delta, scrape_metrics, stats_delta
 from tritonize.loadtest.payload import DEFAULT_MODEL, corpus_texts
 from tritonize.loadtest.plot import plot_history, read_history
+from tritonize.loadtest.resources import ResourceSampler, find_listener_pid, summarize, write_csv
+from tritonize.loadtest.soak import SoakPlan
 from tritonize.loadtest.summary import LoadtestSummary, read_locust_stats
 
 logger = logging.getLogger(__name__)
@@ -45,6 +48,11 @@ class LoadtestError(TritonizeError, RuntimeError):
 def default_locustfile() -> Path:
     """``loadtest/locustfile.py`` of the source tree this package was installed from (editable)."""
     return Path(__file__).resolve().parents[2] / "loadtest" / "locustfile.py"
+
+
+def default_shape_file() -> Path:
+    """``loadtest/soak_shape.py`` next to the default locustfile (the soak ``LoadTestShape``)."""
+    return Path(__file__).resolve().parents[2] / "loadtest" / "soak_shape.py"
 
 
 def parse_run_time(run_time: str) -> float:
@@ -81,6 +89,11 @@ class LoadtestConfig:
     admin_key: str | None = None  # for the statistics endpoint of a `tritonize serve` server
     locustfile: Path = field(default_factory=default_locustfile)
     progress: bool = True
+    soak: SoakPlan | None = None  # None: steady --users for --run-time; else ramp/hold/spike/recover
+    shape_file: Path = field(default_factory=default_shape_file)
+    gates: Gates = field(default_factory=Gates)
+    server_pid: int | None = None  # whose memory to sample; None: the process listening on the URL's port
+    sample_interval_s: float = 1.0
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -93,6 +106,15 @@ class LoadtestConfig:
             raise LoadtestError(f"corpus file not found: {self.corpus}")
         if not self.locustfile.is_file():
             raise LoadtestError(f"locustfile not found: {self.locustfile} (pass --locustfile)")
+        if self.soak is not None and not self.shape_file.is_file():
+            raise LoadtestError(f"soak shape file not found: {self.shape_file}")
+        if self.sample_interval_s <= 0:
+            raise LoadtestError(f"sample interval must be > 0 s, got {self.sample_interval_s}")
+
+    @property
+    def duration_s(self) -> float:
+        """How long Locust generates load: the soak plan's length, else ``run_time``."""
+        return self.soak.total_s if self.soak is not None else parse_run_time(self.run_time)
 
     @property
     def target_url(self) -> str:
@@ -107,14 +129,18 @@ def locust_command(config: LoadtestConfig) -> list[str]:
     """The argument list of the headless Locust subprocess (never a split string)."""
     out = config.out.resolve()  # Locust runs with --out as its working directory
     prefix = out / CSV_PREFIX
+    if config.soak is None:
+        files = str(config.locustfile.resolve())
+        load = ["--users", str(config.users), "--spawn-rate", str(config.spawn_rate), "--run-time", config.run_time]
+    else:  # the shape drives users and duration; Locust ignores -u/-r/-t with a shape
+        files = f"{config.locustfile.resolve()},{config.shape_file.resolve()}"
+        load = config.soak.locust_args()
     command = [
         sys.executable, "-m", "locust",
-        "-f", str(config.locustfile.resolve()),
+        "-f", files,
         "--headless",
         "--host", f"{config.protocol}://{config.target_url}",
-        "--users", str(config.users),
-        "--spawn-rate", str(config.spawn_rate),
-        "--run-time", config.run_time,
+        *load,
         "--stop-timeout", "10",  # let in-flight requests finish, so client and server counts agree
         "--csv", str(prefix),
         "--csv-full-history",
@@ -159,7 +185,7 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 def _wait(process: subprocess.Popen, config: LoadtestConfig, log: Path) -> int:
-    total = parse_run_time(config.run_time)
+    total = config.duration_s
     deadline = time.monotonic() + total + 60  # start-up, stop timeout, report writing
     history = config.out / f"{CSV_PREFIX}_stats_history.csv"
     start = time.monotonic()
@@ -219,7 +245,16 @@ def run_loadtest(config: LoadtestConfig) -> LoadtestSummary:
     url = config.target_url
     before = fetch_statistics(url, config.protocol, admin_key=config.admin_key)
     metrics_before = scrape_metrics(config.target_metrics_url)
-    stats_csv = run_locust(config)
+    pid = config.server_pid or find_listener_pid(int(url.rpartition(":")[2]))
+    if pid is None:
+        logger.warning("no server process found listening at %s: memory is not sampled", url)
+        stats_csv = run_locust(config)
+        resources = None
+    else:
+        with ResourceSampler(pid, config.sample_interval_s) as sampler:
+            stats_csv = run_locust(config)
+        warmup = config.soak.ramp_s if config.soak is not None else 0.0
+        resources = summarize(sampler.samples, pid, config.sample_interval_s, warmup)
     after = fetch_statistics(url, config.protocol, admin_key=config.admin_key)
     metrics_after = scrape_metrics(config.target_metrics_url)
 
@@ -231,12 +266,15 @@ def run_loadtest(config: LoadtestConfig) -> LoadtestSummary:
         "html": str(config.out / "report.html"),
         "log": str(config.out / LOG_FILE),
     }
+    if pid is not None:
+        files["resources"] = str(write_csv(sampler.samples, config.out / "resources.csv"))
     history = config.out / f"{CSV_PREFIX}_stats_history.csv"
     if history.exists():
         files["history"] = str(history)
         png = plot_history(history, config.out / "throughput_latency.png", f"{config.model} / {config.protocol}")
         if png:
             files["plot"] = str(png)
+    client = read_locust_stats(config.out / CSV_PREFIX)
     summary = LoadtestSummary(
         model=config.model,
         protocol=config.protocol,
@@ -245,13 +283,22 @@ def run_loadtest(config: LoadtestConfig) -> LoadtestSummary:
         spawn_rate=config.spawn_rate,
         run_time=config.run_time,
         texts_per_request=config.texts_per_request,
-        client=read_locust_stats(config.out / CSV_PREFIX),
+        client=client,
         server=stats_delta(before, after),
         metrics=metrics_delta(metrics_before, metrics_after),
         files=files,
+        shape=_shape(config.soak),
+        resources=resources,
+        gates=config.gates.evaluate(client),
     )
     summary.write(config.out)
     return summary
+
+
+def _shape(plan: SoakPlan | None) -> dict[str, Any] | None:
+    if plan is None:
+        return None
+    return {"name": "soak", "total_s": plan.total_s, "phases": [asdict(p) for p in plan.phases()]}
 
 
 @contextlib.contextmanager
@@ -274,4 +321,7 @@ def run_with_server(config: LoadtestConfig, repository: Path) -> LoadtestSummary
     """Start an embedded server on ``repository``, run :func:`run_loadtest` against it, stop it."""
     with started_server(repository) as server:
         url = server.grpc_url if config.protocol == "grpc" else server.http_url
-        return run_loadtest(replace(config, url=url, metrics_url=server.metrics_url, admin_key=server.config.admin_key))
+        pid = server.process.pid if server.process is not None else None
+        return run_loadtest(
+            replace(config, url=url, metrics_url=server.metrics_url, server_pid=pid, admin_key=server.config.admin_key)
+        )

@@ -13,14 +13,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tritonize.loadtest.gates import GateResult
 from tritonize.loadtest.metrics import ModelStats
+from tritonize.loadtest.payload import is_refusal
 
 MODEL_STEP_SUFFIX = "_model"  # the ensemble step that runs the network: <deployment>_model
 
 
 @dataclass(frozen=True, kw_only=True)
 class ClientStats:
-    """Locust's aggregate over the whole run (times in milliseconds)."""
+    """Locust's aggregate over the whole run (times in milliseconds).
+
+    ``requests`` counts every request sent; ``refusals`` those the server refused as overloaded
+    (not failures: the queue bound working); ``failures`` every other error. Latencies are over
+    the requests that were not refused (answered or failed), when read from Locust's JSON.
+    """
 
     requests: int
     failures: int
@@ -30,6 +37,7 @@ class ClientStats:
     p95_ms: float
     p99_ms: float
     max_ms: float
+    refusals: int = 0
 
 
 def _number(row: dict[str, str], key: str) -> float:
@@ -48,18 +56,21 @@ def read_locust_csv(stats_csv: Path) -> ClientStats:
         ValueError: the CSV has no Aggregated row.
     """
     with stats_csv.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row.get("Name") == "Aggregated":
-                return ClientStats(
-                    requests=int(_number(row, "Request Count")),
-                    failures=int(_number(row, "Failure Count")),
-                    requests_per_s=_number(row, "Requests/s"),
-                    avg_ms=_number(row, "Average Response Time"),
-                    p50_ms=_number(row, "50%"),
-                    p95_ms=_number(row, "95%"),
-                    p99_ms=_number(row, "99%"),
-                    max_ms=_number(row, "Max Response Time"),
-                )
+        rows = list(csv.DictReader(handle))
+    refusals = sum(int(_number(r, "Request Count")) for r in rows if is_refusal(r.get("Type", "")))
+    for row in rows:
+        if row.get("Name") == "Aggregated":
+            return ClientStats(
+                requests=int(_number(row, "Request Count")),
+                failures=int(_number(row, "Failure Count")) - refusals,
+                refusals=refusals,
+                requests_per_s=_number(row, "Requests/s"),
+                avg_ms=_number(row, "Average Response Time"),
+                p50_ms=_number(row, "50%"),
+                p95_ms=_number(row, "95%"),
+                p99_ms=_number(row, "99%"),
+                max_ms=_number(row, "Max Response Time"),
+            )
     raise ValueError(f"{stats_csv}: no 'Aggregated' row")
 
 
@@ -82,21 +93,24 @@ def read_locust_json(stats_json: Path) -> ClientStats:
     Raises:
         FileNotFoundError, ValueError: no file, or not Locust's JSON.
     """
-    entries = json.loads(stats_json.read_text(encoding="utf-8"))
-    if not isinstance(entries, list):
+    every = json.loads(stats_json.read_text(encoding="utf-8"))
+    if not isinstance(every, list):
         raise ValueError(f"{stats_json}: not a Locust stats list")
+    entries = [e for e in every if not is_refusal(e.get("method", ""))]
+    refusals = sum(int(e["num_requests"]) for e in every if is_refusal(e.get("method", "")))
     requests = sum(int(e["num_requests"]) for e in entries)
     histogram: dict[int, int] = {}
     for entry in entries:
         for value, count in entry["response_times"].items():
             histogram[int(float(value))] = histogram.get(int(float(value)), 0) + int(count)
-    starts = [e["start_time"] for e in entries if e.get("start_time")]
-    ends = [e["last_request_timestamp"] for e in entries if e.get("last_request_timestamp")]
+    starts = [e["start_time"] for e in every if e.get("start_time")]
+    ends = [e["last_request_timestamp"] for e in every if e.get("last_request_timestamp")]
     duration = max(ends) - min(starts) if starts and ends else 0.0
     return ClientStats(
-        requests=requests,
+        requests=requests + refusals,
         failures=sum(int(e["num_failures"]) for e in entries),
-        requests_per_s=requests / duration if duration > 0 else 0.0,
+        refusals=refusals,
+        requests_per_s=(requests + refusals) / duration if duration > 0 else 0.0,
         avg_ms=sum(e["total_response_time"] for e in entries) / requests if requests else 0.0,
         p50_ms=histogram_percentile(histogram, requests, 0.50),
         p95_ms=histogram_percentile(histogram, requests, 0.95),
@@ -128,6 +142,14 @@ class LoadtestSummary:
     server: dict[str, ModelStats] = field(default_factory=dict)
     metrics: dict[str, dict[str, float]] | None = None
     files: dict[str, str] = field(default_factory=dict)
+    shape: dict[str, Any] | None = None  # the soak plan's phases, when the run had one
+    resources: dict[str, Any] | None = None  # see tritonize.loadtest.resources.summarize
+    gates: list[GateResult] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        """Every gate held (a summary without gates passes)."""
+        return all(g.passed for g in self.gates)
 
     @property
     def model_step(self) -> ModelStats | None:
@@ -158,6 +180,10 @@ class LoadtestSummary:
             "model_step_avg_batch": step.avg_batch if step else None,
             "server": {name: stats.to_dict() for name, stats in sorted(self.server.items())},
             "metrics": self.metrics,
+            "shape": self.shape,
+            "resources": self.resources,
+            "gates": [g.to_dict() for g in self.gates],
+            "passed": self.passed,
             "files": self.files,
         }
 
@@ -190,18 +216,70 @@ def _server_rows(summary: LoadtestSummary) -> list[str]:
     return rows
 
 
+def _shape_rows(summary: LoadtestSummary) -> list[str]:
+    if not summary.shape:
+        return []
+    rows = ["## Load shape", "", "| phase | from s | to s | users |", "|---|---|---|---|"]
+    rows += [f"| {p['name']} | {p['start_s']:g} | {p['end_s']:g} | {p['users']} |" for p in summary.shape["phases"]]
+    return [*rows, ""]
+
+
+def _resource_rows(summary: LoadtestSummary) -> list[str]:
+    res = summary.resources
+    if not res:
+        return []
+    rows = [
+        f"## Server memory ({res['samples']} samples every {res['interval_s']:g} s, pid {res['server_pid']})",
+        "",
+        f"| what | before MB | after MB | peak MB | growth MB | growth after {res.get('warmup_s', 0):g} s warm-up MB |",
+        "|---|---|---|---|---|---|",
+    ]
+    labels = {
+        "server_rss": "tritonserver RSS",
+        "stubs_rss": "Python-backend stubs RSS",
+        "server_shm": "server's /dev/shm regions",
+        "dev_shm_used": "/dev/shm used (whole machine)",
+    }
+    for key, label in labels.items():
+        m = res.get(key)
+        if m:
+            rows.append(
+                f"| {label} | {m['start_mb']:.1f} | {m['end_mb']:.1f} | {m['peak_mb']:.1f} | {m['growth_mb']:+.1f} "
+                f"| {m.get('growth_after_warmup_mb', m['growth_mb']):+.1f} |"
+            )
+    if res.get("stubs"):
+        rows += ["", f"Stub processes: {res['stubs']['start']} before, {res['stubs']['end']} after."]
+    return [*rows, ""]
+
+
+def _gate_rows(summary: LoadtestSummary) -> list[str]:
+    if not summary.gates:
+        return []
+    rows = ["## Gates", "", "| gate | limit | measured | result |", "|---|---|---|---|"]
+    rows += [f"| {g.gate} | {g.limit:g} | {g.measured:g} | {'pass' if g.passed else '**FAIL**'} |" for g in summary.gates]
+    return [*rows, "", f"Result: {'PASSED' if summary.passed else 'FAILED'}.", ""]
+
+
+def _load_line(summary: LoadtestSummary) -> str:
+    per_request = f"{summary.texts_per_request} text(s) per request."
+    if summary.shape:
+        peak = max(p["users"] for p in summary.shape["phases"])
+        return f"Soak: {summary.shape['total_s']:g} s, up to {peak} users (phases below), {per_request}"
+    return f"{summary.users} users (spawn rate {summary.spawn_rate}/s), {summary.run_time}, {per_request}"
+
+
 def to_markdown(summary: LoadtestSummary) -> str:
     c = summary.client
     step = summary.model_step
     lines = [
         f"# Load test: `{summary.model}` over {summary.protocol.upper()} ({summary.url})",
         "",
-        f"{summary.users} users (spawn rate {summary.spawn_rate}/s), {summary.run_time}, "
-        f"{summary.texts_per_request} text(s) per request.",
+        _load_line(summary),
         "",
-        "| requests | failures | requests/s | texts/s | avg ms | p50 ms | p95 ms | p99 ms | max ms |",
-        "|---|---|---|---|---|---|---|---|---|",
-        f"| {c.requests} | {c.failures} | {c.requests_per_s:.1f} | {c.requests_per_s * summary.texts_per_request:.1f} "
+        "| requests | failures | refused (overloaded) | requests/s | texts/s | avg ms | p50 ms | p95 ms | p99 ms | max ms |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| {c.requests} | {c.failures} | {c.refusals} | {c.requests_per_s:.1f} "
+        f"| {c.requests_per_s * summary.texts_per_request:.1f} "
         f"| {c.avg_ms:.1f} | {c.p50_ms:.0f} | {c.p95_ms:.0f} | {c.p99_ms:.0f} | {c.max_ms:.0f} |",
         "",
         f"Server counted {summary.server_requests if summary.server_requests is not None else '-'} "
@@ -212,6 +290,9 @@ def to_markdown(summary: LoadtestSummary) -> str:
         "",
         *_server_rows(summary),
         "",
+        *_shape_rows(summary),
+        *_resource_rows(summary),
+        *_gate_rows(summary),
     ]
     if summary.files:
         lines += ["## Files", "", *(f"- {kind}: `{path}`" for kind, path in summary.files.items()), ""]

@@ -27,7 +27,7 @@ def classification_configs(
 ) -> list[TritonModelConfig]:
     """Every config of the deployment, ensemble first. Raises RepositoryError if miswired."""
     if is_fused(model, target):
-        return fused_configs(model, num_labels, pad_token_id, dynamic_batching)
+        return steps.with_queue_policy(model, fused_configs(model, num_labels, pad_token_id, dynamic_batching))
     names = layout.StepNames(model.name)
     graph = sequence_classification_graph(num_labels)
     tokenizer = steps.tokenizer_step(model, names.tokenizer, target, pad_token_id, dynamic_batching)
@@ -58,7 +58,7 @@ def classification_configs(
         ),
     )
     check_ensemble(ensemble, {c.name: c for c in (tokenizer, engine, post)})
-    return [ensemble, tokenizer, engine, post]
+    return steps.with_queue_policy(model, [ensemble, tokenizer, engine, post])
 
 
 def is_fused(model: ModelSpec, target: Target) -> bool:

@@ -6,12 +6,15 @@ identical for ``embedded``, ``cpu`` and ``gpu``.
 
 from __future__ import annotations
 
+import dataclasses
+
 from tritonize.export.tensors import GraphDecl
 from tritonize.repository.layout import ONNX_FILE, PLAN_FILE
 from tritonize.repository.triton_config import (
     KIND_CPU,
     KIND_GPU,
     DynamicBatching,
+    QueuePolicy,
     TensorConfig,
     TritonModelConfig,
 )
@@ -41,6 +44,26 @@ def python_batcher(enabled: bool, delay_us: int = 0) -> DynamicBatching | None:
     under load the queue fills by itself and they still run many requests per execute().
     """
     return DynamicBatching(max_queue_delay_microseconds=delay_us) if enabled else None
+
+
+def with_queue_policy(model: ModelSpec, configs: list[TritonModelConfig]) -> list[TritonModelConfig]:
+    """``configs`` with the spec's queue policy on every step that has a dynamic batcher.
+
+    The policy belongs to the steps (where requests wait), not the ensemble (which has no queue
+    of its own and whose config Triton rejects with one). A step without a batcher uses Triton's
+    default scheduler, which has no queue policy.
+    """
+    policy = QueuePolicy(
+        max_queue_size=model.max_queue_size,
+        default_timeout_microseconds=model.queue_timeout_us,
+        allow_timeout_override=model.allow_timeout_override,
+    )
+    return [
+        dataclasses.replace(c, dynamic_batching=dataclasses.replace(c.dynamic_batching, default_queue_policy=policy))
+        if c.dynamic_batching is not None and not c.is_ensemble
+        else c
+        for c in configs
+    ]
 
 
 def tokenizer_step(

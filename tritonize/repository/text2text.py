@@ -75,7 +75,7 @@ def text2text_configs(
         # Where BLS step outputs live: on the GPU the KV cache stays there between steps (DLPack).
         "step_memory": "gpu" if target is Target.GPU else "cpu",
     }
-    return [generate_model_config(model, num_labels, dynamic_batching, params), *engine_steps]
+    return steps.with_queue_policy(model, [generate_model_config(model, num_labels, dynamic_batching, params), *engine_steps])
 
 
 def write_text2text(

@@ -48,14 +48,39 @@ class TensorConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class QueuePolicy:
+    """``ModelQueuePolicy``: how many requests may wait, for how long, and what happens after.
+
+    ``timeout_action`` is ``REJECT``: a request that waited too long is answered with an error
+    (``Request timeout expired``) instead of being run late (``DELAY``). 0 = no limit.
+    """
+
+    max_queue_size: int = 0
+    default_timeout_microseconds: int = 0
+    allow_timeout_override: bool = False
+    timeout_action: str = "REJECT"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "timeout_action": self.timeout_action,
+            "default_timeout_microseconds": self.default_timeout_microseconds,
+            "allow_timeout_override": self.allow_timeout_override,
+            "max_queue_size": self.max_queue_size,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
 class DynamicBatching:
     max_queue_delay_microseconds: int
     preferred_batch_size: tuple[int, ...] = ()
+    default_queue_policy: QueuePolicy | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"max_queue_delay_microseconds": self.max_queue_delay_microseconds}
         if self.preferred_batch_size:
             out["preferred_batch_size"] = list(self.preferred_batch_size)
+        if self.default_queue_policy is not None:
+            out["default_queue_policy"] = self.default_queue_policy.to_dict()
         return out
 
 
