@@ -8,6 +8,11 @@ from pathlib import Path
 from tritonize.bench.rows import BenchResult, Load, RowPath
 
 
+def _what(config: dict) -> str:
+    """What was served: the given repository, else the demo size the bench built."""
+    return f"repository {config['repository']}" if config.get("repository") else f"{config.get('demo')} demo"
+
+
 def _cells(row, raw, cpus: int | None) -> list[str]:
     ratio = row.seq_per_s / raw.seq_per_s if raw and raw.seq_per_s and row.key.load is not Load.OPEN_LOOP else None
     efficiency = row.per_cpu_second(cpus)
@@ -26,7 +31,7 @@ def _cells(row, raw, cpus: int | None) -> list[str]:
 def to_markdown(result: BenchResult) -> str:
     raw = result.fastest(path=RowPath.RAW_ORT)
     lines = [
-        f"# tritonize bench ({result.config.get('demo')} demo, {result.config.get('n_texts')} texts)",
+        f"# tritonize bench ({_what(result.config)}, {result.config.get('n_texts')} texts)",
         "",
         "| path | setting | seq/s | vs raw ORT ceiling | p50 ms | p99 ms | CPU share | seq per CPU-s |",
         "|---|---|---|---|---|---|---|---|",
