@@ -63,6 +63,22 @@ def test_evaluate_goals_compares_best_served_with_baselines_when_rows_present() 
     assert "| served gRPC | open loop 45.0 req/s | 45.0 | - |" in markdown
 
 
+def test_int8_goals_compare_served_int8_with_its_raw_ceiling_and_hf_batch_1_when_measured() -> None:
+    result = BenchResult(config={})
+    result.rows = [
+        _row(RowKey(path=RowPath.SERVED_INT8, load=Load.CONCURRENCY, level=8, protocol="grpc"), 150),
+        _row(RowKey(path=RowPath.SERVED_INT8, load=Load.CONCURRENCY, level=32, protocol="grpc"), 180),
+        _row(RowKey(path=RowPath.RAW_ORT_INT8, load=Load.BATCH, level=8, sorted_by_length=True), 240),
+        _row(RowKey(path=RowPath.HF_PIPELINE, load=Load.BATCH, level=1), 30),
+    ]
+    goals = {g["goal"]: g for g in evaluate_goals(result)}
+    assert goals["served INT8 / HF pipeline batch 1"]["measured"] == pytest.approx(6.0)
+    assert goals["served INT8 / HF pipeline batch 1"]["met"] is True
+    assert goals["served INT8 / raw INT8 ONNX Runtime"]["measured"] == pytest.approx(0.75)
+    assert goals["served INT8 / raw INT8 ONNX Runtime"]["met"] is False
+    assert "| raw ONNX Runtime INT8 | batch 8, sorted by length | 240.0 |" in to_markdown(result)
+
+
 def test_overhead_goal_uses_best_served_row_at_saturation_when_tokenizer_measured() -> None:
     result = BenchResult(config={"cpus": 2})
     result.rows = [
@@ -163,6 +179,8 @@ def test_bench_quick_runs_every_row_set_end_to_end_when_given_tiny_server(triton
         RowKey(path=RowPath.NO_DYNAMIC_BATCHING, load=Load.CONCURRENCY, level=32, protocol="grpc"),
         RowKey(path=RowPath.TOKENIZER, load=Load.BATCH, level=32),
         RowKey(path=RowPath.IN_PROCESS, load=Load.BATCH, level=32),
+        RowKey(path=RowPath.SERVED_INT8, load=Load.CONCURRENCY, level=32, protocol="grpc"),
+        RowKey(path=RowPath.RAW_ORT_INT8, load=Load.BATCH, level=8, sorted_by_length=True),
         _served(16, "grpc", Load.SATURATION, per_request=1),
         _served(4, "http", Load.SATURATION, per_request=32),
     ]:

@@ -81,7 +81,9 @@ def _timed_calls(calls: list[Any]) -> tuple[float, list[float]]:
     return time.perf_counter() - start, latencies
 
 
-def raw_onnxruntime(repository: Path, deployment: str, texts: list[str], batches: tuple[int, ...]) -> list[Measurement]:
+def raw_onnxruntime(
+    repository: Path, deployment: str, texts: list[str], batches: tuple[int, ...], path: RowPath = RowPath.RAW_ORT
+) -> list[Measurement]:
     """The served ``model.onnx`` in-process with the server's session options, pre-tokenized.
 
     Batch 1 runs each text at its own length (no padding; its p50 is the latency floor);
@@ -100,11 +102,11 @@ def raw_onnxruntime(repository: Path, deployment: str, texts: list[str], batches
         return [lambda f=f: session.run(None, {"input_ids": f[0], "attention_mask": f[1]}) for f in padded]
 
     batch_one = feeds([[s] for s in ids])
-    rows = [measure(RowKey(path=RowPath.RAW_ORT, load=Load.BATCH, level=1), len(ids), lambda: _timed_calls(batch_one))]
+    rows = [measure(RowKey(path=path, load=Load.BATCH, level=1), len(ids), lambda: _timed_calls(batch_one))]
     ordered = sorted(ids, key=len)
     for batch in batches:
         calls = feeds([ordered[i : i + batch] for i in range(0, len(ordered), batch)])
-        key = RowKey(path=RowPath.RAW_ORT, load=Load.BATCH, level=batch, sorted_by_length=True)
+        key = RowKey(path=path, load=Load.BATCH, level=batch, sorted_by_length=True)
         rows.append(measure(key, len(ids), lambda c=calls: _timed_calls(c)[0]))
     return rows
 

@@ -98,6 +98,21 @@ def overhead_goals(result: BenchResult) -> list[dict[str, Any]]:
     return goals
 
 
+def int8_goals(result: BenchResult) -> list[dict[str, Any]]:
+    """INT8 served against its own ceiling (raw INT8 ONNX Runtime) and against the HF pipeline."""
+    served = max(result.select(path=RowPath.SERVED_INT8), key=lambda r: r.seq_per_s, default=None)
+    raw = result.fastest(path=RowPath.RAW_ORT_INT8)
+    hf1 = result.find(path=RowPath.HF_PIPELINE, level=1)
+    if served is None:
+        return []
+    best = f"best served INT8 ({_where(served)})"
+    return [
+        goal("served INT8 / HF pipeline batch 1", _ratio(served, hf1), 6.0, best, [served, hf1]),
+        goal("served INT8 / raw INT8 ONNX Runtime", _ratio(served, raw), 0.85,
+             f"{best} vs best raw INT8 ({raw.setting if raw else '-'})", [served, raw]),
+    ]  # fmt: skip
+
+
 def generation_goals(result: BenchResult) -> list[dict[str, Any]]:
     t5 = result.find(path=RowPath.SERVED, generative=True, level=32)
     gen32 = result.find(path=RowPath.HF_GENERATE, level=32)
@@ -116,4 +131,4 @@ def evaluate_goals(result: BenchResult) -> list[dict[str, Any]]:
         goals += serving_goals(result)
     if result.select(path=RowPath.TOKENIZER):
         goals += overhead_goals(result)
-    return goals + generation_goals(result)
+    return goals + int8_goals(result) + generation_goals(result)

@@ -20,8 +20,10 @@ class RowPath(str, enum.Enum):
     """What did the work: the served deployment or an in-process baseline."""
 
     SERVED = "served"
+    SERVED_INT8 = "served INT8"
     NO_DYNAMIC_BATCHING = "no dyn. batching"
     RAW_ORT = "raw ONNX Runtime"
+    RAW_ORT_INT8 = "raw ONNX Runtime INT8"
     HF_PIPELINE = "HF pipeline"
     HF_GENERATE = "HF generate"
     TOKENIZER = "tokenizer alone"
@@ -61,7 +63,7 @@ class RowKey:
         if self.load is Load.OPEN_LOOP:
             return f"open loop {rate or 0:.1f} req/s"
         if self.load is Load.BATCH:
-            unpadded = self.level == 1 and self.path is RowPath.RAW_ORT
+            unpadded = self.level == 1 and self.path in (RowPath.RAW_ORT, RowPath.RAW_ORT_INT8)
             extra = ", sorted by length" if self.sorted_by_length else (", unpadded" if unpadded else "")
             return f"batch {self.level}{extra}"
         texts = f", {self.texts_per_request} texts/request" if self.texts_per_request > 1 else ""

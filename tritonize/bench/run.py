@@ -110,6 +110,7 @@ class Session:
     config: BenchConfig
     repository: Path
     static: Path | None
+    int8: Path | None
     deployments: Deployments
     texts: list[str]
     spec: Any
@@ -248,7 +249,26 @@ def one_pass(s: Session) -> BenchResult:
             row = _served_closed_loop(s, endpoints, "grpc", 32, RowPath.NO_DYNAMIC_BATCHING)
         result.rows.append(row)
         s.log(f"{row.path} {row.setting}: {row.seq_per_s:.1f} seq/s")
+    if s.int8 is not None:
+        result.rows += measure_int8(s, s.int8, result)
     return result
+
+
+def measure_int8(s: Session, repository: Path, result: BenchResult) -> list[Measurement]:
+    """The classifier built with precision int8 (``repository``): served (gRPC, concurrency 8 and
+    32) and its own raw ONNX Runtime ceiling; the build's accuracy gate goes into the notes."""
+    name = s.deployments.classifier
+    rows = baselines.raw_onnxruntime(repository, name, s.texts, RAW_BATCHES, path=RowPath.RAW_ORT_INT8)
+    with serving(repository) as endpoints:
+        rows += [_served_closed_loop(s, endpoints, "grpc", c, RowPath.SERVED_INT8) for c in (8, 32)]
+    s.log(f"served INT8: {', '.join(f'{r.setting} {r.seq_per_s:.1f}' for r in rows[-2:])} seq/s")
+    gate = Deployments.of(repository, name).report.get("models", {}).get(name, {}).get("accuracy_gate", {})
+    if gate:
+        note = (f"INT8 accuracy gate at build: top-1 agreement {gate['top1_agreement']:.4f} with FP32 on "
+                f"{gate['num_texts']} texts, max probability difference {gate['max_prob_diff']:.4f}")
+        if note not in result.notes:
+            result.notes.append(note)
+    return rows
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -261,10 +281,11 @@ def _texts(config: BenchConfig) -> list[str]:
     return [pool[i % len(pool)] for i in range(config.n_texts)]
 
 
-def _repo_dir(config: BenchConfig, dynamic: bool) -> Path:
+def _repo_dir(config: BenchConfig, variant: str) -> Path:
+    """The cached repository of one variant: dynamic (as shipped), static (batching off), int8."""
     from tritonize.cache import default_cache_dir
 
-    return default_cache_dir() / "bench" / config.demo / ("repo-dynamic" if dynamic else "repo-static")
+    return default_cache_dir() / "bench" / config.demo / f"repo-{variant}"
 
 
 def _session(config: BenchConfig, log: Log) -> Session:
@@ -275,19 +296,28 @@ def _session(config: BenchConfig, log: Log) -> Session:
         repository = config.repository
     else:
         models = bench_models(spec, config.model)[: 1 if config.row_set == "overhead" else None]  # T5 is standard-only
-        repository = ensure_repository(_repo_dir(config, True), spec.select(models), config.demo, True, config.rebuild)
+        repository = ensure_repository(_repo_dir(config, "dynamic"), spec.select(models), config.demo, True, config.rebuild)
     deployments = Deployments.of(repository, config.model)
-    static = None
+    static = int8 = None
     if config.row_set != "overhead":
         static_spec = spec.select([deployments.classifier]) if deployments.classifier in _names(spec) else None
         if static_spec is None:
-            log(f"no dynamic-batching-off variant: {deployments.classifier} is not in {spec.source}")
+            log(f"no dynamic-batching-off or INT8 variant: {deployments.classifier} is not in {spec.source}")
         else:
-            static = ensure_repository(_repo_dir(config, False), static_spec, config.demo, False, config.rebuild)
+            static = ensure_repository(_repo_dir(config, "static"), static_spec, config.demo, False, config.rebuild)
+            int8 = ensure_repository(_repo_dir(config, "int8"), _int8(static_spec), config.demo, True, config.rebuild)
     return Session(
-        config=config, repository=repository, static=static, deployments=deployments, texts=_texts(config),
-        spec=spec, log=log,
+        config=config, repository=repository, static=static, int8=int8, deployments=deployments,
+        texts=_texts(config), spec=spec, log=log,
     )  # fmt: skip
+
+
+def _int8(spec: Any) -> Any:
+    """``spec`` with its deployments built in INT8 for the embedded target (dynamic quantization)."""
+    from tritonize.spec import Precision, Target
+
+    models = tuple(replace(m, precision={**m.precision, Target.EMBEDDED: Precision.INT8}) for m in spec.models)
+    return replace(spec, models=models)
 
 
 def _names(spec: Any) -> set[str]:
