@@ -143,15 +143,18 @@ def constrained_repository(tmp_path_factory: pytest.TempPathFactory, tritonize_c
     import dataclasses
 
     from tritonize.pipeline import BuildOptions, build
-    from tritonize.spec import Spec, load_spec
+    from tritonize.spec import ServerSpec, Spec, load_spec
 
     base = load_spec().get("distilbert_emotion")
     models = (
         dataclasses.replace(base, **CONSTRAINED_QUEUE),
-        dataclasses.replace(base, name="distilbert_slow", max_queue_delay_us=SLOW_DELAY_US),
+        # unfused, so the engine step's batcher (max_queue_delay_us) holds the lone request
+        dataclasses.replace(base, name="distilbert_slow", max_queue_delay_us=SLOW_DELAY_US, fuse_steps=False),
     )
     out = tmp_path_factory.mktemp("constrained") / "model_repository"
-    build(BuildOptions(spec=Spec(models=models), out=out, demo="tiny", cache_dir=tritonize_cache))
+    # The autoscaler target must exceed every batcher delay (the spec checks it): above the slow one's.
+    server = dataclasses.replace(ServerSpec(), queue_time_target_us=SLOW_DELAY_US + 1)
+    build(BuildOptions(spec=Spec(models=models, server=server), out=out, demo="tiny", cache_dir=tritonize_cache))
     return out
 
 

@@ -170,7 +170,8 @@ def _queue_ns(server, model: str) -> tuple[int, int]:
 
     client = httpclient.InferenceServerClient(server.http_url)
     try:
-        stats = client.get_inference_statistics(model)["model_stats"][0]["inference_stats"]
+        stats = client.get_inference_statistics(model, headers={"admin-key": server.admin_key})
+        stats = stats["model_stats"][0]["inference_stats"]
     finally:
         client.close()
     return int(stats["success"]["count"]), int(stats["queue"]["ns"])

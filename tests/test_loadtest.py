@@ -246,6 +246,7 @@ def test_soak_counts_refusals_apart_and_samples_memory_when_queues_are_tiny(cons
         server_pid=constrained_server.server.process.pid,
         sample_interval_s=0.5,
         progress=False,
+        admin_key=constrained_server.admin_key,
     )
     summary = run_loadtest(config)
     client, resources = summary.client, summary.resources
@@ -258,7 +259,10 @@ def test_soak_counts_refusals_apart_and_samples_memory_when_queues_are_tiny(cons
     assert [p["name"] for p in summary.shape["phases"]] == ["ramp", "hold", "spike", "recover"]
     assert resources["samples"] >= plan.total_s / config.sample_interval_s / 2
     assert resources["server_rss"]["start_mb"] > 0 and resources["stubs_rss"]["peak_mb"] > 0
-    assert resources["stubs"] == {"start": 6, "end": 6}  # 2 deployments x 3 Python-backend steps, none died
+    from tritonize.repository.triton_config import parse_pbtxt
+
+    stubs = sum(parse_pbtxt(c.read_text()).backend == "python" for c in constrained_server.repository.glob("*/config.pbtxt"))
+    assert resources["stubs"] == {"start": stubs, "end": stubs}  # one per Python-backend model, none died
     saved = json.loads(Path(summary.files["summary_json"]).read_text())
     assert saved["client"]["refusals"] == client.refusals and saved["passed"] is True
     assert "refused (overloaded)" in Path(summary.files["summary_md"]).read_text()
@@ -273,6 +277,7 @@ def test_loadtest_command_exits_1_naming_gate_when_p99_gate_fails(triton_server,
     code = main([
         "loadtest", "--protocol", "http", "--url", triton_server.http_url, "--metrics-url", triton_server.metrics_url,
         "--users", "2", "--run-time", "3s", "--max-p99-ms", "0.001", "--out", str(tmp_path),
+        "--admin-key", triton_server.admin_key,
     ])  # fmt: skip
     assert code == 1
     assert "gate failed: p99 ms" in capsys.readouterr().err

@@ -27,11 +27,13 @@ MODEL = T5_MODELS[0]
 STEPS = [f"{MODEL.name}_encoder", f"{MODEL.name}_decoder", f"{MODEL.name}_decoder_with_past"]
 
 
-def _requests_and_executions(http_url: str, model: str) -> tuple[int, int]:
-    """(successful requests, batch executions) of a model from Triton's statistics extension."""
+def _requests_and_executions(http_url: str, model: str, admin_key: str) -> tuple[int, int]:
+    """(successful requests, batch executions) of a model from Triton's statistics extension
+    (restricted: the request sends the server's admin key)."""
     import tritonclient.http as httpclient
 
-    stats = httpclient.InferenceServerClient(http_url).get_inference_statistics(model)["model_stats"][0]
+    client = httpclient.InferenceServerClient(http_url)
+    stats = client.get_inference_statistics(model, headers={"admin-key": admin_key})["model_stats"][0]
     return int(stats["inference_stats"]["success"]["count"]), int(stats["execution_count"])
 
 
@@ -54,8 +56,8 @@ def test_async_bls_merges_step_calls_of_one_execute_when_clients_send_mixed_leng
     assert f"{MODEL.name}: step outputs as numpy arrays in host memory" in log  # step_memory = "cpu"
     texts = _texts_per_bucket(triton_server.repository, 3)
     steps = STEPS
-    before = {s: _requests_and_executions(triton_server.http_url, s) for s in steps}
-    entry_before = _requests_and_executions(triton_server.http_url, MODEL.name)
+    before = {s: _requests_and_executions(triton_server.http_url, s, triton_server.admin_key) for s in steps}
+    entry_before = _requests_and_executions(triton_server.http_url, MODEL.name, triton_server.admin_key)
 
     extra = {"max_new_tokens": np.full((1, 1), 4, dtype=np.int32)}  # decoder_with_past steps too
 
@@ -66,12 +68,12 @@ def test_async_bls_merges_step_calls_of_one_execute_when_clients_send_mixed_leng
             assert out["PROBABILITIES"].shape == (1, len(MODEL.labels))
 
     run_concurrently(8, user, lambda: TritonizeClient(triton_server.grpc_url, "grpc", timeout=120))
-    entry = [a - b for a, b in zip(_requests_and_executions(triton_server.http_url, MODEL.name), entry_before)]
+    entry = [a - b for a, b in zip(_requests_and_executions(triton_server.http_url, MODEL.name, triton_server.admin_key), entry_before)]
     print(f"{MODEL.name}: {entry[0]} requests in {entry[1]} executions")
     assert entry[0] == 24
     counts = {}
     for s in steps:
-        counts[s] = [a - b for a, b in zip(_requests_and_executions(triton_server.http_url, s), before[s])]
+        counts[s] = [a - b for a, b in zip(_requests_and_executions(triton_server.http_url, s, triton_server.admin_key), before[s])]
         print(f"{s}: {counts[s][0]} requests in {counts[s][1]} executions")
     requests, executions = counts[f"{MODEL.name}_decoder"]
     # every group sends greedy decoding's first step and label scoring together

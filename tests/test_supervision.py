@@ -115,7 +115,9 @@ def test_watchdog_reloads_the_model_when_its_stub_is_killed_under_load(classifie
 def test_watchdog_recovers_when_a_stub_is_stopped_and_resumed_under_load(classifier_repository, tritonize_cache, record_property):
     supervisor = _supervisor(classifier_repository, tritonize_cache, interval_s=1.0).start()
     pids = [supervisor.server.pid]
-    stub = processes.stub_of(pids[0], f"{MODEL}_tokenizer")
+    # The first Python step of the ensemble: the tokenizer, or the embedded target's fused step.
+    paused = f"{MODEL}_tokenizer" if (classifier_repository / f"{MODEL}_tokenizer").is_dir() else f"{MODEL}_model"
+    stub = processes.stub_of(pids[0], paused)
 
     def pause() -> None:
         os.kill(stub.pid, signal.SIGSTOP)
@@ -126,7 +128,7 @@ def test_watchdog_recovers_when_a_stub_is_stopped_and_resumed_under_load(classif
         counts, _, _, _ = _run_fault(supervisor, pause, record_property, "stub-sigstop-3s")
         assert counts["explicit_error"] >= 1, "Triton declares a stub stopped for > 1 s unhealthy"
         reload = next(e for e in _events(supervisor) if e.kind == "reloaded")
-        assert reload.model == f"{MODEL}_tokenizer" and f"pid {stub.pid}, state T" in reload.detail
+        assert reload.model == paused and f"pid {stub.pid}, state T" in reload.detail
         # the stopped stub was killed before the reload, so SIGCONT could not abort the server
         assert "restarted" not in _kinds(supervisor) and supervisor.server.pid == pids[0]
         assert Prober(supervisor.server.http_url).probe(MODEL).ok
