@@ -49,30 +49,35 @@ class RunningServer:
     server: object
 
 
-@pytest.fixture(scope="session")
-def triton_server(demo_repository: Path, tritonize_cache: Path) -> RunningServer:
+def _serve(repository: Path, cache: Path):
+    """A running embedded server on free loopback ports (a generator fixtures yield from)."""
     if not _has_pytriton():
         pytest.skip("nvidia-pytriton (bundled tritonserver) is not installed")
     from tritonize.server import EmbeddedServer, ServerConfig, free_port
 
     config = ServerConfig(
-        repository=demo_repository,
+        repository=repository,
         http_port=free_port(),
         grpc_port=free_port(),
         metrics_port=free_port(),
         start_timeout_s=180,
     )
-    server = EmbeddedServer(config, cache_dir=tritonize_cache)
+    server = EmbeddedServer(config, cache_dir=cache)
     server.start()
     yield RunningServer(
         http_url=server.http_url,
         grpc_url=server.grpc_url,
         metrics_url=server.metrics_url,
-        repository=demo_repository,
+        repository=repository,
         admin_key=config.admin_key,
         server=server,
     )
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def triton_server(demo_repository: Path, tritonize_cache: Path) -> RunningServer:
+    yield from _serve(demo_repository, tritonize_cache)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -161,25 +166,4 @@ def constrained_repository(tmp_path_factory: pytest.TempPathFactory, tritonize_c
 @pytest.fixture(scope="session")
 def constrained_server(constrained_repository: Path, tritonize_cache: Path) -> RunningServer:
     """A throwaway embedded server (free loopback ports) on :func:`constrained_repository`."""
-    if not _has_pytriton():
-        pytest.skip("nvidia-pytriton (bundled tritonserver) is not installed")
-    from tritonize.server import EmbeddedServer, ServerConfig, free_port
-
-    config = ServerConfig(
-        repository=constrained_repository,
-        http_port=free_port(),
-        grpc_port=free_port(),
-        metrics_port=free_port(),
-        start_timeout_s=180,
-    )
-    server = EmbeddedServer(config, cache_dir=tritonize_cache)
-    server.start()
-    yield RunningServer(
-        http_url=server.http_url,
-        grpc_url=server.grpc_url,
-        metrics_url=server.metrics_url,
-        repository=constrained_repository,
-        admin_key=config.admin_key,
-        server=server,
-    )
-    server.stop()
+    yield from _serve(constrained_repository, tritonize_cache)
