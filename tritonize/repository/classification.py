@@ -26,61 +26,39 @@ def classification_configs(
     model: ModelSpec, target: Target, num_labels: int, pad_token_id: int, dynamic_batching: bool = True
 ) -> list[TritonModelConfig]:
     """Every config of the deployment, ensemble first. Raises RepositoryError if miswired."""
-    if is_fused(model, target):
-        return steps.with_queue_policy(model, fused_configs(model, num_labels, pad_token_id, dynamic_batching))
     names = layout.StepNames(model.name)
-    graph = sequence_classification_graph(num_labels)
-    tokenizer = steps.tokenizer_step(model, names.tokenizer, target, pad_token_id, dynamic_batching)
-    engine = steps.engine_step(model, names.model, graph, target, dynamic_batching)
-    post = steps.postprocess_step(model, names.postprocess, num_labels, dynamic_batching)
+    if is_fused(model, target):
+        fused = steps.fused_step(model, names.model, num_labels, pad_token_id, dynamic_batching)
+        chain = [(fused, {"TEXT": "TEXT"}, {t.name: t.name for t in fused.outputs})]
+    else:
+        graph = sequence_classification_graph(num_labels)
+        ids = {"input_ids": "input_ids", "attention_mask": "attention_mask"}
+        chain = [
+            (steps.tokenizer_step(model, names.tokenizer, target, pad_token_id, dynamic_batching), {"TEXT": "TEXT"}, ids),
+            (steps.engine_step(model, names.model, graph, target, dynamic_batching), ids, {"logits": "logits"}),
+            (
+                steps.postprocess_step(model, names.postprocess, num_labels, dynamic_batching),
+                {"logits": "logits"},
+                {"LABEL": "LABEL", "SCORE": "SCORE", "PROBABILITIES": "PROBABILITIES"},
+            ),
+        ]
     ensemble = TritonModelConfig(
         name=model.name,
         platform="ensemble",
         max_batch_size=model.max_batch_size,
         inputs=(steps.TEXT_INPUT,),
         outputs=steps.classification_outputs(num_labels, label_filename=layout.LABELS_FILE),
-        ensemble_steps=(
-            EnsembleStep(
-                model_name=names.tokenizer,
-                input_map={"TEXT": "TEXT"},
-                output_map={"input_ids": "input_ids", "attention_mask": "attention_mask"},
-            ),
-            EnsembleStep(
-                model_name=names.model,
-                input_map={"input_ids": "input_ids", "attention_mask": "attention_mask"},
-                output_map={"logits": "logits"},
-            ),
-            EnsembleStep(
-                model_name=names.postprocess,
-                input_map={"logits": "logits"},
-                output_map={"LABEL": "LABEL", "SCORE": "SCORE", "PROBABILITIES": "PROBABILITIES"},
-            ),
-        ),
+        ensemble_steps=tuple(EnsembleStep(model_name=c.name, input_map=i, output_map=o) for c, i, o in chain),
     )
-    check_ensemble(ensemble, {c.name: c for c in (tokenizer, engine, post)})
-    return steps.with_queue_policy(model, [ensemble, tokenizer, engine, post])
+    configs = [c for c, _, _ in chain]
+    check_ensemble(ensemble, {c.name: c for c in configs})
+    return steps.with_queue_policy(model, [ensemble, *configs])
 
 
 def is_fused(model: ModelSpec, target: Target) -> bool:
-    """Only the embedded target fuses; cpu and gpu keep their separate engine step."""
+    """Only the embedded target fuses (one Python model: tokenizer + ONNX Runtime + postprocess,
+    one stub crossing instead of three); cpu and gpu keep their separate engine step."""
     return model.fuse_steps and target is Target.EMBEDDED
-
-
-def fused_configs(model: ModelSpec, num_labels: int, pad_token_id: int, dynamic_batching: bool) -> list[TritonModelConfig]:
-    """The ensemble (the same contract) over one fused step named like the model step."""
-    names = layout.StepNames(model.name)
-    fused = steps.fused_step(model, names.model, num_labels, pad_token_id, dynamic_batching)
-    outputs = {t.name: t.name for t in fused.outputs}
-    ensemble = TritonModelConfig(
-        name=model.name,
-        platform="ensemble",
-        max_batch_size=model.max_batch_size,
-        inputs=(steps.TEXT_INPUT,),
-        outputs=steps.classification_outputs(num_labels, label_filename=layout.LABELS_FILE),
-        ensemble_steps=(EnsembleStep(model_name=names.model, input_map={"TEXT": "TEXT"}, output_map=outputs),),
-    )
-    check_ensemble(ensemble, {fused.name: fused})
-    return [ensemble, fused]
 
 
 def _write_fused(repository: Path, model: ModelSpec, artifacts: ClassificationArtifacts) -> None:
