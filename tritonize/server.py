@@ -311,17 +311,32 @@ class EmbeddedServer:
         )
 
     def stop(self, timeout_s: float | None = None) -> int | None:
-        """SIGINT, wait (default: the exit timeout plus 5 s), then SIGKILL. Returns the exit code."""
+        """SIGINT, wait (default: the exit timeout plus 5 s), then SIGKILL. Returns the exit code.
+
+        A tritonserver that crashed or was killed leaves its Python-backend stubs running and
+        their shared-memory regions in /dev/shm (Triton 2.51); both are cleaned up here.
+        """
         proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return None if proc is None else proc.returncode
-        proc.send_signal(signal.SIGINT)
-        try:
-            return proc.wait(timeout=self.config.exit_timeout_s + 5.0 if timeout_s is None else timeout_s)
-        except subprocess.TimeoutExpired:
-            log.warning("tritonserver (pid %d) did not exit in time; killing it", proc.pid)
-            proc.kill()
-            return proc.wait()
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=self.config.exit_timeout_s + 5.0 if timeout_s is None else timeout_s)
+            except subprocess.TimeoutExpired:
+                log.warning("tritonserver (pid %d) did not exit in time; killing it", proc.pid)
+                proc.kill()
+                proc.wait()
+        self._clean_up_after(proc.pid)
+        return proc.returncode
+
+    @staticmethod
+    def _clean_up_after(pid: int) -> None:
+        from tritonize.serving.processes import cleanup_after_server
+
+        killed, removed = cleanup_after_server(pid, set())
+        if killed or removed:
+            log.warning("tritonserver pid %d left %d stub(s) and %d shm region(s): removed", pid, killed, removed)
 
     @property
     def pid(self) -> int | None:
