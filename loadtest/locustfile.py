@@ -31,12 +31,13 @@ from functools import lru_cache  # noqa: E402
 from locust import User, events, task  # noqa: E402
 
 from tritonize.client import TritonizeClient  # noqa: E402
+from tritonize.endpoints import EndpointPool  # noqa: E402
 from tritonize.errors import InferenceError, OverloadedError  # noqa: E402
 from tritonize.loadtest.payload import (  # noqa: E402
     DEFAULT_MODEL,
     TextSampler,
     corpus_texts,
-    endpoint,
+    endpoint_list,
     outputs_for,
     request_type,
     response_bytes,
@@ -52,6 +53,12 @@ def _add_arguments(parser) -> None:
     group.add_argument("--triton-batch", type=int, default=1, help="texts per request")
     group.add_argument("--corpus", default="", help="text;label or TSV file (default: built-in emotion corpus)")
     group.add_argument("--triton-timeout", type=float, default=30.0, help="per-request timeout, seconds")
+    group.add_argument(
+        "--triton-urls",
+        default="",
+        help="several servers, round robin: comma-separated host:port of the users' protocol, e.g. "
+        "h1:8001,h2:8001 with TritonGrpcUser (default: --host, which may list several too)",
+    )
     group.add_argument("--grpc-url", default="", help="gRPC host:port (default: --host port + 1)")
     group.add_argument(
         "--triton-refusal-backoff", type=float, default=0.1, help="seconds a user waits after an overload refusal"
@@ -63,8 +70,18 @@ def _texts(path: str) -> list[str]:
     return corpus_texts(path or None)
 
 
+@lru_cache(maxsize=4)
+def _pool(protocol: str, urls: tuple[str, ...]) -> EndpointPool:
+    """One endpoint pool per process and protocol: every user learns at once that a server is down."""
+    return EndpointPool(urls)
+
+
 class TritonUser(User):
-    """Sends texts to one deployment through one tritonclient connection; subclasses pick the protocol."""
+    """Sends texts to one deployment through its own tritonclient connection(s); subclasses pick the protocol.
+
+    Several servers (``--triton-urls`` or a comma-separated ``--host``): each user keeps a
+    connection to each and sends round robin through the process's shared endpoint pool.
+    """
 
     abstract = True
     protocol = "http"
@@ -77,10 +94,13 @@ class TritonUser(User):
     def on_start(self) -> None:
         options = self.environment.parsed_options
         self.model = options.triton_model
-        self.url = endpoint(self.host or "", self.protocol, options.grpc_url or None)
+        urls = endpoint_list(self.host or "", self.protocol, options.grpc_url or None, options.triton_urls or None)
+        self.url = ",".join(urls)
         self.sampler = TextSampler(_texts(options.corpus), batch=options.triton_batch, seed=next(_user_ids))
         self.request_name = self.model if options.triton_batch == 1 else f"{self.model} x{options.triton_batch}"
-        self.client = TritonizeClient(self.url, self.protocol, timeout=options.triton_timeout)
+        self.client = TritonizeClient(
+            self.url, self.protocol, timeout=options.triton_timeout, endpoints=_pool(self.protocol, urls)
+        )
         self.outputs: list[str] = []  # looked up by the first request
 
     def on_stop(self) -> None:
