@@ -44,6 +44,9 @@ from tritonize.loadtest.payload import (  # noqa: E402
 )
 
 _user_ids = itertools.count()
+# One endpoint pool per protocol and server list in this process, shared by its users: what one
+# user learns about a server that is down spares the others (tritonize.endpoints).
+_pools: dict[tuple[str, str], EndpointPool] = {}
 
 
 @events.init_command_line_parser.add_listener
@@ -70,12 +73,6 @@ def _texts(path: str) -> list[str]:
     return corpus_texts(path or None)
 
 
-@lru_cache(maxsize=4)
-def _pool(protocol: str, urls: tuple[str, ...]) -> EndpointPool:
-    """One endpoint pool per process and protocol: every user learns at once that a server is down."""
-    return EndpointPool(urls)
-
-
 class TritonUser(User):
     """Sends texts to one deployment through its own tritonclient connection(s); subclasses pick the protocol.
 
@@ -98,9 +95,11 @@ class TritonUser(User):
         self.url = ",".join(urls)
         self.sampler = TextSampler(_texts(options.corpus), batch=options.triton_batch, seed=next(_user_ids))
         self.request_name = self.model if options.triton_batch == 1 else f"{self.model} x{options.triton_batch}"
+        shared = (self.protocol, self.url)
         self.client = TritonizeClient(
-            self.url, self.protocol, timeout=options.triton_timeout, endpoints=_pool(self.protocol, urls)
+            self.url, self.protocol, timeout=options.triton_timeout, endpoints=_pools.get(shared)
         )
+        _pools.setdefault(shared, self.client.endpoints)
         self.outputs: list[str] = []  # looked up by the first request
 
     def on_stop(self) -> None:
