@@ -299,7 +299,9 @@ def test_clients_spread_load_and_lose_nothing_when_one_server_stops_mid_run(
         assert isinstance(outcome.error, ClientError) and outcome.error.url == url_a
         assert outcome.ended >= stop.requested
     assert run.count(lambda o: o.started >= stop.done and o.answer is None) == 0  # after the stop: all answered
-    assert len(failures) <= 2 * LANES  # the pool takes A out of the rotation at its first failure
+    # The pool takes A out of the rotation at its first failure; only requests already sent to it, at the
+    # stop and at the end of a back-off while it still stopped, can fail (without that: ~half the stop window).
+    assert len(failures) <= 3 * LANES
 
 
 # -- the convenience functions ----------------------------------------------------------------------
