@@ -264,3 +264,17 @@ def test_endpoint_list_reads_locust_hosts_when_several_are_given() -> None:
     assert endpoint_list("http://h1:8000", "grpc", grpc_url="g1:1,g2:2") == ("g1:1", "g2:2")
     with pytest.raises(ClientError, match="listed twice"):
         endpoint_list("http://h1:8000,h1:8000", "http")
+
+
+def test_pool_keeps_server_out_when_call_sent_before_its_failure_answers_late() -> None:
+    clock = Clock()
+    pool = EndpointPool([A, B], backoff_s=1.0, clock=clock)
+    early = clock.now  # a call to A, still in flight when a later one fails
+    clock.now += 0.1
+    pool.record(A, Failure.LOST, clock.now)
+    clock.now += 0.1
+    pool.record(A, None, early)  # the early call's answer: A stays out of the rotation
+    assert pool.down() == (A,) and pool.counts()[A].answered == 1
+    clock.now += 1.0
+    pool.record(A, None, clock.now)  # a call sent after A was taken out: A is back
+    assert pool.down() == ()

@@ -153,6 +153,7 @@ class _State:
     counts: EndpointCounts
     failures_in_a_row: int = 0
     down_until: float = 0.0
+    down_since: float = float("-inf")  # when it was last taken out
 
 
 class EndpointPool:
@@ -208,8 +209,13 @@ class EndpointPool:
         with self._lock:
             return {url: state.counts for url, state in self._state.items()}
 
-    def record(self, url: str, failure: Failure | None) -> None:
-        """Book one call's outcome (``None``: it succeeded) and mark the endpoint up or down."""
+    def record(self, url: str, failure: Failure | None, sent_at: float | None = None) -> None:
+        """Book one call's outcome (``None``: it succeeded) and mark the endpoint up or down.
+
+        An answer brings a server back only if the call was sent after the server was taken out
+        (``sent_at``, the pool's clock): calls already in flight to a stopping server still
+        complete, and must not put it back in the rotation that its failure just left.
+        """
         with self._lock:
             state = self._state[url]
             counts = state.counts
@@ -222,19 +228,20 @@ class EndpointPool:
             if failure in (Failure.REFUSED, Failure.LOST):
                 state.failures_in_a_row += 1
                 backoff = min(self.backoff_s * 2 ** min(state.failures_in_a_row - 1, 30), self.max_backoff_s)
-                state.down_until = self._clock() + backoff
+                state.down_since = self._clock()
+                state.down_until = state.down_since + backoff
                 counts = replace(counts, marked_down=counts.marked_down + 1)
                 logger.info("%s is down (%s): skipped for %.1f s", url, failure.value, backoff)
-            elif failure in (None, Failure.ANSWERED):
+            elif failure in (None, Failure.ANSWERED) and (sent_at is None or sent_at >= state.down_since):
                 state.failures_in_a_row = 0
                 state.down_until = 0.0
             state.counts = counts
 
     # -- calls ---------------------------------------------------------------------------------
-    def _after_failure(self, url: str, exc: BaseException, refusals: list[BaseException]) -> None:
+    def _after_failure(self, url: str, exc: BaseException, sent_at: float, refusals: list[BaseException]) -> None:
         """Book a failed attempt; return to try the next endpoint (refused), else re-raise."""
         failure = classify_failure(exc)
-        self.record(url, failure)
+        self.record(url, failure, sent_at)
         if failure is not Failure.REFUSED:
             raise exc
         refusals.append(exc)
@@ -248,12 +255,13 @@ class EndpointPool:
         """
         refusals: list[BaseException] = []
         for url in self.attempt_order():
+            sent_at = self._clock()
             try:
                 result = attempt(url)
             except Exception as exc:  # noqa: BLE001 - classified, then re-raised or retried elsewhere
-                self._after_failure(url, exc, refusals)
+                self._after_failure(url, exc, sent_at, refusals)
                 continue
-            self.record(url, None)
+            self.record(url, None, sent_at)
             return result
         raise self._all_refused(refusals)
 
@@ -261,12 +269,13 @@ class EndpointPool:
         """The asyncio twin of :meth:`call`."""
         refusals: list[BaseException] = []
         for url in self.attempt_order():
+            sent_at = self._clock()
             try:
                 result = await attempt(url)
             except Exception as exc:  # noqa: BLE001 - classified, then re-raised or retried elsewhere
-                self._after_failure(url, exc, refusals)
+                self._after_failure(url, exc, sent_at, refusals)
                 continue
-            self.record(url, None)
+            self.record(url, None, sent_at)
             return result
         raise self._all_refused(refusals)
 
