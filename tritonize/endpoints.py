@@ -9,9 +9,10 @@ server, only when it cannot have reached a server (TCP connection refused, gRPC 
 while connecting). A request that may have reached one (a broken connection, a timeout, an
 answer with an error) fails with the error of that server, and is never repeated.
 
-A server that refuses, or whose connection breaks, is marked down and skipped for a back-off
-(``backoff_s``, doubling per consecutive failure up to ``max_backoff_s``); after that it gets
-its turn again. Servers that are down are still tried, last, when every other one refused, so a
+A server that refuses, whose connection breaks, or that no longer has the model (a stopping
+Triton unloads it) is marked down and skipped for a back-off (``backoff_s``, doubling per
+consecutive failure up to ``max_backoff_s``); after that it gets its turn again, and an answer to
+a request sent after it was marked down brings it back. Servers that are down are still tried, last, when every other one refused, so a
 client never fails without having tried every server once. The sync client, the asyncio client
 and the Locust users all use one :class:`EndpointPool`; one pool can be shared by many clients
 (thread- and greenlet-safe), so what one of them learns about a dead server spares the others.
