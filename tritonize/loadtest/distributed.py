@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 MASTER_HOST = "127.0.0.1"
 EXPECT_WORKERS_MAX_WAIT_S = 60  # the master gives up (and exits non-zero) if the workers do not connect
 WORKER_LOG = "locust-worker-{index}.log"
-WORKER_EXIT_S = 15.0  # after the master quits, workers get its "quit" message and exit by themselves
+WORKER_EXIT_S = 5.0  # after the master quits, workers (told to quit by it) exit by themselves
 
 
 def master_options(workers: int, port: int) -> list[str]:
