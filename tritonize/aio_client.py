@@ -128,10 +128,9 @@ class AsyncTritonizeClient:
             try:
                 call = self.endpoints.acall(lambda url: self._attempt(url, model, request))
                 return await asyncio.wait_for(call, timeout=max(deadline - loop.time(), 1e-3))
-            except asyncio.TimeoutError as exc:
-                if isinstance(exc, RequestTimeoutError):  # a server's deadline error, already naming that server
-                    raise
-                raise RequestTimeoutError(self.url, model, f"no answer within {self.timeout:g} s") from exc
+            except asyncio.TimeoutError as exc:  # ours, or the transport's (wrapped, naming the server that timed out)
+                url = exc.url if isinstance(exc, RequestTimeoutError) else self.url
+                raise RequestTimeoutError(url, model, f"no answer within {self.timeout:g} s") from exc
             except Exception as exc:  # noqa: BLE001 - every failure becomes a ClientError
                 error = wrap_error(exc, self.url, model)
                 delay = self.backoff_s * 2**attempt
