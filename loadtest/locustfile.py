@@ -26,23 +26,32 @@ import grpc.experimental.gevent as grpc_gevent
 grpc_gevent.init_gevent()  # before any channel exists: gRPC's I/O must yield to gevent
 
 import itertools  # noqa: E402
+import time  # noqa: E402
 from functools import lru_cache  # noqa: E402
 
+import gevent  # noqa: E402
 from locust import User, events, task  # noqa: E402
+from locust.rpc import Message  # noqa: E402
+from locust.runners import MasterRunner  # noqa: E402
 
 from tritonize.client import TritonizeClient  # noqa: E402
+from tritonize.endpoints import EndpointPool  # noqa: E402
 from tritonize.errors import InferenceError, OverloadedError  # noqa: E402
 from tritonize.loadtest.payload import (  # noqa: E402
     DEFAULT_MODEL,
     TextSampler,
     corpus_texts,
-    endpoint,
+    endpoint_list,
     outputs_for,
     request_type,
     response_bytes,
 )
 
 _user_ids = itertools.count()
+# One endpoint pool per protocol and server list in this process, shared by its users: what one
+# user learns about a server that is down spares the others (tritonize.endpoints).
+_pools: dict[tuple[str, str], EndpointPool] = {}
+FINAL_REPORT_WAIT_S = 30.0  # how long a master waits for its workers' last statistics
 
 
 @events.init_command_line_parser.add_listener
@@ -52,10 +61,41 @@ def _add_arguments(parser) -> None:
     group.add_argument("--triton-batch", type=int, default=1, help="texts per request")
     group.add_argument("--corpus", default="", help="text;label or TSV file (default: built-in emotion corpus)")
     group.add_argument("--triton-timeout", type=float, default=30.0, help="per-request timeout, seconds")
+    group.add_argument(
+        "--triton-urls",
+        default="",
+        help="several servers, round robin: comma-separated host:port of the users' protocol, e.g. "
+        "h1:8001,h2:8001 with TritonGrpcUser (default: --host, which may list several too)",
+    )
     group.add_argument("--grpc-url", default="", help="gRPC host:port (default: --host port + 1)")
     group.add_argument(
         "--triton-refusal-backoff", type=float, default=0.1, help="seconds a user waits after an overload refusal"
     )
+
+
+@events.init.add_listener
+def _wait_for_final_worker_reports(environment, **_kwargs) -> None:
+    """A master quits only after each worker sent its last statistics (at most FINAL_REPORT_WAIT_S).
+
+    Locust's master sends its workers "quit" and gives them 0.5 s to report their last requests
+    (locustio/locust#1426); a worker slowed down by a busy machine reports later, its last requests
+    are lost and the merged count falls short of the server's (seen here: 5101 against 5770). A
+    worker sends its final report before its own "quit", so the master waits for those.
+    """
+    runner = environment.runner
+    if not isinstance(runner, MasterRunner):
+        return
+    locust_quit = runner.quit
+
+    def quit_after_final_reports() -> None:
+        for client in list(runner.clients.all):
+            runner.server.send_to_client(Message("quit", None, client.id))
+        deadline = time.monotonic() + FINAL_REPORT_WAIT_S
+        while runner.clients.all and time.monotonic() < deadline:
+            gevent.sleep(0.1)
+        locust_quit()
+
+    runner.quit = quit_after_final_reports
 
 
 @lru_cache(maxsize=4)
@@ -64,7 +104,11 @@ def _texts(path: str) -> list[str]:
 
 
 class TritonUser(User):
-    """Sends texts to one deployment through one tritonclient connection; subclasses pick the protocol."""
+    """Sends texts to one deployment through its own tritonclient connection(s); subclasses pick the protocol.
+
+    Several servers (``--triton-urls`` or a comma-separated ``--host``): each user keeps a
+    connection to each and sends round robin through the process's shared endpoint pool.
+    """
 
     abstract = True
     protocol = "http"
@@ -77,10 +121,15 @@ class TritonUser(User):
     def on_start(self) -> None:
         options = self.environment.parsed_options
         self.model = options.triton_model
-        self.url = endpoint(self.host or "", self.protocol, options.grpc_url or None)
+        urls = endpoint_list(self.host or "", self.protocol, options.grpc_url or None, options.triton_urls or None)
+        self.url = ",".join(urls)
         self.sampler = TextSampler(_texts(options.corpus), batch=options.triton_batch, seed=next(_user_ids))
         self.request_name = self.model if options.triton_batch == 1 else f"{self.model} x{options.triton_batch}"
-        self.client = TritonizeClient(self.url, self.protocol, timeout=options.triton_timeout)
+        shared = (self.protocol, self.url)
+        self.client = TritonizeClient(
+            self.url, self.protocol, timeout=options.triton_timeout, endpoints=_pools.get(shared)
+        )
+        _pools.setdefault(shared, self.client.endpoints)
         self.outputs: list[str] = []  # looked up by the first request
 
     def on_stop(self) -> None:

@@ -8,7 +8,9 @@ one channel). Inputs, result parsing and error mapping are the sync client's hel
 Failures are :class:`~tritonize.errors.ClientError` subclasses naming URL, model and cause.
 A request is retried (exponential backoff, within its timeout) only when the server was
 unavailable *before it accepted the request* (TCP connection refused; gRPC ``UNAVAILABLE``
-while connecting), so an inference is never run twice.
+while connecting), so an inference is never run twice. With several servers
+(``"h1:8001,h2:8001"`` or a list) requests go round robin and a refused one goes to the next
+server first (:mod:`tritonize.endpoints`).
 
     async with AsyncTritonizeClient("127.0.0.1:8001", "grpc") as client:
         await client.classify(["i am so happy"])               # one batched request
@@ -35,6 +37,7 @@ from tritonize.client import (
     parse_top_k,
     wrap_error,
 )
+from tritonize.endpoints import EndpointPool, join_urls, refused_before_accepted
 from tritonize.errors import RequestTimeoutError
 
 logger = logging.getLogger(__name__)
@@ -43,79 +46,65 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def refused_before_accepted(exc: BaseException) -> bool:
-    """True when the request cannot have reached the server, so sending it again is safe.
-
-    HTTP: aiohttp's ``ClientConnectorError`` (the TCP connect failed). gRPC: ``UNAVAILABLE``
-    whose details say the channel could not connect (not a stream reset mid-request).
-    """
-    try:
-        import aiohttp
-
-        if isinstance(exc, aiohttp.ClientConnectorError):
-            return True
-    except ImportError:  # pragma: no cover - aiohttp comes with tritonclient[http]
-        pass
-    status = exc.status() if hasattr(exc, "status") and callable(exc.status) else ""
-    if str(status) != "StatusCode.UNAVAILABLE":
-        return False
-    message = (exc.message() if hasattr(exc, "message") and callable(exc.message) else str(exc)) or ""
-    return "connect" in message.lower()  # "failed to connect to all addresses", "Connection refused"
-
-
 class AsyncTritonizeClient:
     """One reused asyncio connection to a Triton server; HF pipeline-shaped results.
 
     ``timeout`` (seconds) bounds each call, retries included. ``retries`` is how often a
-    refused connection is retried (backoff ``backoff_s``, doubling). Create and use it inside
-    one running event loop.
+    refused connection is retried (backoff ``backoff_s``, doubling) once every server refused.
+    ``url`` may name several servers; ``endpoints`` shares one pool between clients. Create and
+    use it inside one running event loop.
     """
 
     def __init__(
         self,
-        url: str | None = None,
+        url: str | Sequence[str] | None = None,
         protocol: str = "grpc",
         timeout: float = 30.0,
         retries: int = 3,
         backoff_s: float = 0.1,
         max_connections: int = 64,
+        endpoints: EndpointPool | None = None,
     ) -> None:
+        url = str(endpoints) if endpoints is not None else join_urls(url)  # scale-out: "h1:8001,h2:8001"
         self.protocol = check_protocol(protocol)
         self.url = check_url(url or DEFAULT_URLS[protocol])
         self.timeout = timeout
         self.retries = retries
         self.backoff_s = backoff_s
         self.max_connections = max_connections
-        self._client: Any = None
+        self._clients: dict[str, Any] = {}  # one connection per server, made on first use
         self._module: Any = None
         self._max_batch: dict[str, int] = {}
+        self.endpoints = endpoints or EndpointPool(self.url)
 
     # -- connection ----------------------------------------------------------------------
-    def _connection(self) -> Any:
-        if self._client is None:
-            try:
-                if self.protocol == "grpc":
-                    import tritonclient.grpc.aio as module
-
-                    self._client = module.InferenceServerClient(self.url)
-                else:
-                    import tritonclient.http.aio as module
-
-                    self._client = module.InferenceServerClient(
-                        self.url, conn_limit=self.max_connections, conn_timeout=self.timeout
-                    )
-            except Exception as exc:  # noqa: BLE001 - bad URL etc.: report with the URL
-                raise wrap_error(exc, self.url, "-") from exc
+    def _protocol_module(self) -> Any:
+        if self._module is None:
+            if self.protocol == "grpc":
+                import tritonclient.grpc.aio as module
+            else:
+                import tritonclient.http.aio as module
             self._module = module
-        return self._client
+        return self._module
+
+    def _connection(self, url: str) -> Any:
+        if url not in self._clients:
+            module = self._protocol_module()
+            http = {"conn_limit": self.max_connections, "conn_timeout": self.timeout}
+            kwargs = {} if self.protocol == "grpc" else http
+            try:
+                self._clients[url] = module.InferenceServerClient(url, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - bad URL etc.: report with the URL
+                raise wrap_error(exc, url, "-") from exc
+        return self._clients[url]
 
     async def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
+        clients, self._clients = self._clients, {}
+        for url, client in clients.items():
             try:
                 await client.close()
             except Exception:  # noqa: BLE001 - closing a dead connection is not an error
-                logger.debug("closing %s failed", self.url, exc_info=True)
+                logger.debug("closing %s failed", url, exc_info=True)
 
     async def __aenter__(self) -> AsyncTritonizeClient:
         return self
@@ -123,8 +112,8 @@ class AsyncTritonizeClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _call(self, model: str, request: Callable[[], Awaitable[T]]) -> T:
-        """Run ``request()`` within the timeout; retry only refused connections.
+    async def _call(self, model: str, request: Callable[[Any], Awaitable[T]]) -> T:
+        """Run ``request(connection)`` on the next server within the timeout; retry only refused connections.
 
         Raises:
             RequestTimeoutError: no answer within ``timeout``.
@@ -137,25 +126,32 @@ class AsyncTritonizeClient:
         attempt = 0
         while True:
             try:
-                return await asyncio.wait_for(request(), timeout=max(deadline - loop.time(), 1e-3))
-            except asyncio.TimeoutError as exc:
-                raise RequestTimeoutError(self.url, model, f"no answer within {self.timeout:g} s") from exc
+                call = self.endpoints.acall(lambda url: self._attempt(url, model, request))
+                return await asyncio.wait_for(call, timeout=max(deadline - loop.time(), 1e-3))
+            except asyncio.TimeoutError as exc:  # ours, or the transport's (wrapped, naming the server that timed out)
+                url = exc.url if isinstance(exc, RequestTimeoutError) else self.url
+                raise RequestTimeoutError(url, model, f"no answer within {self.timeout:g} s") from exc
             except Exception as exc:  # noqa: BLE001 - every failure becomes a ClientError
                 error = wrap_error(exc, self.url, model)
                 delay = self.backoff_s * 2**attempt
                 if not refused_before_accepted(exc) or attempt >= self.retries or loop.time() + delay >= deadline:
-                    raise error from exc
+                    raise error from (exc.__cause__ if error is exc else exc)  # keep the transport's exception
                 attempt += 1
                 logger.debug("%s refused (%s); retry %d in %.2f s", self.url, exc, attempt, delay)
                 await asyncio.sleep(delay)
 
+    async def _attempt(self, url: str, model: str, request: Callable[[Any], Awaitable[T]]) -> T:
+        try:
+            return await request(self._connection(url))
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a ClientError naming its server
+            raise wrap_error(exc, url, model) from exc
+
     # -- low level -----------------------------------------------------------------------
     async def model_config(self, model: str) -> dict[str, Any]:
-        client = self._connection()
         if self.protocol == "grpc":
-            result = await self._call(model, lambda: client.get_model_config(model, as_json=True))
+            result = await self._call(model, lambda client: client.get_model_config(model, as_json=True))
             return result.get("config", result)
-        return await self._call(model, lambda: client.get_model_config(model))
+        return await self._call(model, lambda client: client.get_model_config(model))
 
     async def max_batch_size(self, model: str) -> int:
         if model not in self._max_batch:
@@ -164,7 +160,14 @@ class AsyncTritonizeClient:
         return self._max_batch[model]
 
     async def is_ready(self, model: str | None = None) -> bool:
-        client = self._connection()
+        """True when a server (any of several) is ready, or has ``model`` ready."""
+        for url in self.endpoints.urls:
+            if await self._is_ready(url, model):
+                return True
+        return False
+
+    async def _is_ready(self, url: str, model: str | None) -> bool:
+        client = self._connection(url)
         try:
             call = client.is_model_ready(model) if model else client.is_server_ready()
             return bool(await asyncio.wait_for(call, timeout=self.timeout))
@@ -180,10 +183,9 @@ class AsyncTritonizeClient:
         extra_inputs: dict[str, np.ndarray] | None = None,
     ) -> dict[str, np.ndarray]:
         """One inference request with ``TEXT`` (plus extra inputs); returns output arrays by name."""
-        client = self._connection()
         names = list(outputs)
-        inputs, requested = make_request(self._module, texts, names, class_count, extra_inputs)
-        result = await self._call(model, lambda: client.infer(model, inputs, outputs=requested))
+        inputs, requested = make_request(self._protocol_module(), texts, names, class_count, extra_inputs)
+        result = await self._call(model, lambda client: client.infer(model, inputs, outputs=requested))
         return {n: result.as_numpy(n) for n in names}
 
     # -- pipeline-shaped -----------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from tritonize.endpoints import EndpointPool, join_urls
 from tritonize.errors import (
     AccessDeniedError,
     ClientError,
@@ -176,9 +177,21 @@ class TritonizeClient:
 
     ``timeout`` (seconds) bounds each request. Texts beyond the deployment's max_batch_size
     are sent in several requests, so any list length works.
+
+    Several servers: ``url="h1:8001,h2:8001"`` (or a list) keeps one connection to each and
+    sends each request to the next one, round robin (see :mod:`tritonize.endpoints`: a server
+    that refuses connections is skipped, and only a request that never reached one is resent).
+    ``endpoints`` shares one :class:`~tritonize.endpoints.EndpointPool` between clients.
     """
 
-    def __init__(self, url: str | None = None, protocol: str = "grpc", timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str | Sequence[str] | None = None,
+        protocol: str = "grpc",
+        timeout: float = 30.0,
+        endpoints: EndpointPool | None = None,
+    ) -> None:
+        url = str(endpoints) if endpoints is not None else join_urls(url)  # scale-out: "h1:8001,h2:8001"
         self.protocol = check_protocol(protocol)
         self.url = check_url(url or DEFAULT_URLS[protocol])
         self.timeout = timeout
@@ -190,16 +203,22 @@ class TritonizeClient:
                 import tritonclient.http as module
             self._module = module
             kwargs = {} if protocol == "grpc" else {"connection_timeout": timeout, "network_timeout": timeout}
-            self._client = module.InferenceServerClient(self.url, **kwargs)
+            self.endpoints = endpoints or EndpointPool(self.url)
+            self._clients = {u: module.InferenceServerClient(u, **kwargs) for u in self.endpoints.urls}
         except Exception as exc:  # noqa: BLE001 - bad URL etc.: report with the URL
             raise wrap_error(exc, self.url, "-") from exc
 
     # -- low level -----------------------------------------------------------------------
-    def _call(self, model: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a ClientError
-            raise wrap_error(exc, self.url, model) from exc
+    def _call(self, model: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """``<connection>.<method>(*args, **kwargs)`` on the next server (see :mod:`tritonize.endpoints`)."""
+
+        def attempt(url: str) -> Any:
+            try:
+                return getattr(self._clients[url], method)(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a ClientError naming its server
+                raise wrap_error(exc, url, model) from exc
+
+        return self.endpoints.call(attempt)
 
     def max_batch_size(self, model: str) -> int:
         if model not in self._max_batch:
@@ -209,21 +228,25 @@ class TritonizeClient:
 
     def model_config(self, model: str) -> dict[str, Any]:
         if self.protocol == "grpc":
-            result = self._call(model, self._client.get_model_config, model, as_json=True, client_timeout=self.timeout)
+            result = self._call(model, "get_model_config", model, as_json=True, client_timeout=self.timeout)
             return result.get("config", result)
-        return self._call(model, self._client.get_model_config, model)
+        return self._call(model, "get_model_config", model)
 
     def model_metadata(self, model: str) -> dict[str, Any]:
         if self.protocol == "grpc":
-            return self._call(model, self._client.get_model_metadata, model, as_json=True, client_timeout=self.timeout)
-        return self._call(model, self._client.get_model_metadata, model)
+            return self._call(model, "get_model_metadata", model, as_json=True, client_timeout=self.timeout)
+        return self._call(model, "get_model_metadata", model)
 
     def is_ready(self, model: str | None = None) -> bool:
+        """True when a server (any of several) is ready, or has ``model`` ready."""
+        return any(self._is_ready(url, model) for url in self.endpoints.urls)
+
+    def _is_ready(self, url: str, model: str | None) -> bool:
         kwargs = {"client_timeout": self.timeout} if self.protocol == "grpc" else {}  # HTTP: network_timeout
         try:
             if model:
-                return bool(self._client.is_model_ready(model, **kwargs))
-            return bool(self._client.is_server_ready(**kwargs))
+                return bool(self._clients[url].is_model_ready(model, **kwargs))
+            return bool(self._clients[url].is_server_ready(**kwargs))
         except Exception:  # noqa: BLE001 - not ready is an answer here
             return False
 
@@ -239,7 +262,7 @@ class TritonizeClient:
         names = list(outputs)
         inputs, requested = make_request(self._module, texts, names, class_count, extra_inputs)
         kwargs = {"client_timeout": self.timeout} if self.protocol == "grpc" else {}
-        result = self._call(model, self._client.infer, model, inputs, outputs=requested, **kwargs)
+        result = self._call(model, "infer", model, inputs, outputs=requested, **kwargs)
         return {n: result.as_numpy(n) for n in names}
 
     # -- pipeline-shaped -----------------------------------------------------------------
@@ -275,10 +298,11 @@ class TritonizeClient:
         return results
 
     def close(self) -> None:
-        try:
-            self._client.close()
-        except Exception:  # noqa: BLE001 - closing a dead connection is not an error
-            pass
+        for client in self._clients.values():
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001 - closing a dead connection is not an error
+                pass
 
     def __enter__(self) -> TritonizeClient:
         return self
@@ -319,12 +343,15 @@ def make_request(
 def classify(
     texts: Sequence[str | bytes],
     model: str = DEFAULT_MODEL,
-    url: str | None = None,
+    url: str | Sequence[str] | None = None,
     protocol: str = "grpc",
     top_k: int = 1,
     timeout: float = 30.0,
 ) -> list[Any]:
-    """One-call convenience: ``classify(["I love it"])`` -> ``[{'label': 'joy', 'score': ...}]``."""
+    """One-call convenience: ``classify(["I love it"])`` -> ``[{'label': 'joy', 'score': ...}]``.
+
+    ``url`` may name several servers (``"h1:8001,h2:8001"`` or a list): see :class:`TritonizeClient`.
+    """
     with TritonizeClient(url, protocol, timeout) as client:
         return client.classify(texts, model=model, top_k=top_k)
 
@@ -332,7 +359,7 @@ def classify(
 def generate(
     texts: Sequence[str | bytes],
     model: str,
-    url: str | None = None,
+    url: str | Sequence[str] | None = None,
     protocol: str = "grpc",
     max_new_tokens: int | None = None,
     timeout: float = 60.0,

@@ -75,7 +75,9 @@ def bench_models(spec: Any, classifier: str | None = None) -> list[str]:
 
 
 # Sources that do not shape a built repository: changing them does not rebuild it.
-NOT_BUILD_INPUTS = ("bench", "commands", "evaluation", "loadtest", "aio_client.py", "client.py", "cli.py", "server.py")
+NOT_BUILD_INPUTS = (
+    "bench", "commands", "evaluation", "loadtest", "aio_client.py", "client.py", "cli.py", "endpoints.py", "server.py"
+)
 
 
 def fingerprint(spec: Any, demo: str, dynamic_batching: bool) -> str:

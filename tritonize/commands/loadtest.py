@@ -37,6 +37,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--texts-per-request", type=positive_int, default=1, help="texts in one request (batch dimension)")
     parser.add_argument("--corpus", type=Path, help="text;label or TSV file (default: built-in emotion corpus)")
     parser.add_argument("--url", help="host:port of the protocol endpoint (default 127.0.0.1:8001 gRPC / :8000 HTTP)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="run Locust distributed: a headless master and this many worker processes on this machine "
+        "(loopback); the summary is the master's merged statistics (default 0: one Locust process)",
+    )
     parser.add_argument("--metrics-url", help="Prometheus endpoint host:port (default 127.0.0.1:8002)")
     parser.add_argument("--timeout", type=positive_float, default=30.0, help="per-request timeout, seconds")
     parser.add_argument(
@@ -69,12 +76,18 @@ def run(args: argparse.Namespace) -> int:
 
     if args.start_server and args.repository is None:
         raise LoadtestError("--start-server needs --repository DIR (build one with `tritonize build --demo tiny`)")
+    if args.url and "," in args.url:  # the summary reads one server's statistics
+        raise LoadtestError(
+            "--url takes one server; to load several, run `locust -f loadtest/locustfile.py "
+            "--triton-urls H1:P,H2:P` (see README, Scale out)"
+        )
     extra = {"locustfile": args.locustfile} if args.locustfile else {}
     config = LoadtestConfig(
         out=args.out,
         model=args.model,
         protocol=args.protocol,
         users=args.users,
+        workers=args.workers,
         spawn_rate=args.spawn_rate,
         run_time=args.run_time,
         texts_per_request=args.texts_per_request,

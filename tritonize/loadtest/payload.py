@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from tritonize.corpus import builtin_emotion, load_corpus
+from tritonize.endpoints import split_urls
 
 DEFAULT_MODEL = "distilbert_emotion"
 REFUSED_SUFFIX = " refused"  # Locust request type of a request the server refused as overloaded
@@ -108,3 +109,33 @@ def endpoint(host: str, protocol: str, grpc_url: str | None = None) -> str:
         raise ValueError(f"cannot derive the {protocol} endpoint from --host {host!r}; give host:port")
     shift = 1 if protocol == "grpc" else -1
     return f"{hostname}:{int(port) + shift}"
+
+
+def endpoint_list(host: str, protocol: str, grpc_url: str | None = None, urls: str | None = None) -> tuple[str, ...]:
+    """``host:port`` of every server that ``protocol`` users send to (several: round robin).
+
+    ``urls`` (the locustfile's ``--triton-urls``) lists the endpoints of the users' protocol,
+    comma-separated, as given (an entry with a scheme goes through :func:`endpoint`). Without
+    it, ``host`` (Locust's ``--host``) may list several entries like ``--host``'s, each turned
+    into the protocol's endpoint by :func:`endpoint`; an entry without a scheme takes the scheme
+    of the entry before it (the first: ``http``), so ``grpc://h1:8001,h2:8001`` is two gRPC
+    endpoints. ``grpc_url`` (comma-separated too) gives the gRPC endpoints outright.
+
+    Raises:
+        ClientError: an entry is not ``host:port`` or is listed twice.
+        ValueError: an entry names no port to derive the other protocol's from.
+    """
+    if protocol == "grpc" and grpc_url:
+        return split_urls(grpc_url)
+    if urls:
+        return split_urls([endpoint(url.strip(), protocol) if "://" in url else url for url in urls.split(",")])
+    scheme = "http"
+    found = []
+    for entry in host.split(","):
+        entry = entry.strip()
+        if "://" in entry:
+            scheme = entry.partition("://")[0]
+        else:
+            entry = f"{scheme}://{entry}"
+        found.append(endpoint(entry, protocol))
+    return split_urls(found)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tritonize.errors import TritonizeError
+from tritonize.loadtest.distributed import WORKER_LOG, locust_workers
 from tritonize.loadtest.gates import Gates
 from tritonize.loadtest.metrics import fetch_statistics, metrics_delta, scrape_metrics, stats_delta
 from tritonize.loadtest.payload import DEFAULT_MODEL, corpus_texts
@@ -79,6 +80,7 @@ class LoadtestConfig:
     model: str = DEFAULT_MODEL
     protocol: str = "grpc"
     users: int = 8
+    workers: int = 0  # Locust worker processes on this machine under a headless master; 0: one process
     spawn_rate: float = 8.0
     run_time: str = "20s"
     texts_per_request: int = 1
@@ -100,6 +102,8 @@ class LoadtestConfig:
             raise LoadtestError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
         if self.users < 1 or self.spawn_rate <= 0 or self.texts_per_request < 1:
             raise LoadtestError("users and texts per request must be >= 1 and the spawn rate > 0")
+        if self.workers < 0:
+            raise LoadtestError(f"workers must be >= 0 (0: no master/worker split), got {self.workers}")
         if parse_run_time(self.run_time) <= 0:
             raise LoadtestError(f"run time must be positive, got {self.run_time!r}")
         if self.corpus is not None and not self.corpus.is_file():
@@ -214,9 +218,11 @@ def run_locust(config: LoadtestConfig) -> Path:
     """
     config.out.mkdir(parents=True, exist_ok=True)
     log = config.out / LOG_FILE
-    command = locust_command(config)
-    logger.info("running %s", " ".join(command))
-    with log.open("w", encoding="utf-8") as log_handle:
+    with (
+        log.open("w", encoding="utf-8") as log_handle,
+        locust_workers(locust_command(config), config.workers, config.out) as command,
+    ):
+        logger.info("running %s", " ".join(command))
         process = subprocess.Popen(
             command, stdout=log_handle, stderr=subprocess.STDOUT, cwd=config.out, start_new_session=True
         )
@@ -229,7 +235,8 @@ def run_locust(config: LoadtestConfig) -> Path:
     stats_csv = config.out / f"{CSV_PREFIX}_stats.csv"
     # Locust exits 1 when any request failed; that is a result, not a crash.
     if returncode not in (0, 1) or not stats_csv.exists() or not (config.out / f"{CSV_PREFIX}.json").exists():
-        raise LoadtestError(f"locust exited with {returncode}; log tail:\n{_log_tail(log)}")
+        workers = f" (workers log to {config.out / WORKER_LOG.format(index='*')})" if config.workers else ""
+        raise LoadtestError(f"locust exited with {returncode}{workers}; log tail:\n{_log_tail(log)}")
     return stats_csv
 
 
