@@ -121,7 +121,7 @@ def markdown_table(release: Release) -> str:
     rows = [
         ("NGC release", release.ngc_release),
         ("Triton server image", f"`{release.triton_image}` (Triton {release.triton_version})"),
-        ("TensorRT image (engine build)", f"`{release.tensorrt_image}` (TensorRT {release.tensorrt_version}, checked when the image is built)"),
+        ("TensorRT image (engine build)", f"`{release.tensorrt_image}` (TensorRT {release.tensorrt_version}: no NVIDIA page confirms it; the image build checks it)"),
         ("CUDA", release.cuda_version),
         ("NVIDIA driver", f"R{release.min_driver} or later; on data-center GPUs also {compat}"),
         ("GPU", f"compute capability {release.min_compute_capability} or higher"),
