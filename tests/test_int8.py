@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from tritonize.errors import ValidationError
+from tritonize.engines.validate import top1_changes
+from tritonize.errors import SpecError, ValidationError
 from tritonize.pipeline import BuildOptions, build
 from tritonize.spec import parse_spec
 
@@ -36,6 +38,7 @@ def test_int8_build_quantizes_the_model_step_and_reports_its_gate(int8_repositor
     gate = json.loads((int8_repository / "build_report.json").read_text())["models"]["distilbert_emotion"]
     gate = gate["accuracy_gate"]
     assert gate["top1_agreement"] >= 0.99 and gate["num_texts"] == 120
+    assert gate["top1_strict_agreement"] <= gate["top1_agreement"] and gate["gate"]["tie_margin"] == 0.01
     assert 0 < gate["max_prob_diff"] < 0.5  # quantized: close to FP32, but not identical
     ops = {n.op_type for n in onnx.load(str(int8_repository / "distilbert_emotion_model" / "1" / "model.onnx")).graph.node}
     assert {"DynamicQuantizeLinear", "MatMulInteger"} <= ops
@@ -69,3 +72,17 @@ def test_int8_served_labels_agree_with_fp32_served_labels(int8_repository: Path,
     # Dynamic quantization scales each batch by its own range, so served batches (other
     # padding, other neighbours) can move a borderline text: allow a little below the gate.
     assert agree >= 0.95, agree
+
+
+def test_top1_changes_excuse_a_changed_class_only_when_fp32_rated_it_within_the_tie_margin():
+    fp32 = np.array([[0.500, 0.496, 0.004], [0.70, 0.20, 0.10], [0.30, 0.30, 0.40], [0.45, 0.10, 0.45]])
+    int8 = np.array([[0.490, 0.505, 0.005], [0.20, 0.70, 0.10], [0.30, 0.30, 0.40], [0.44, 0.10, 0.46]])
+    assert top1_changes(fp32, int8, tie_margin=0.01) == (1, 2)  # row 1 is a real disagreement
+    assert top1_changes(fp32, int8, tie_margin=0.0) == (2, 1)  # an exact FP32 tie stays a tie
+    assert top1_changes(fp32, fp32, tie_margin=0.01) == (0, 0)
+
+
+@pytest.mark.parametrize("margin", [-0.01, 0.5, 0.9])
+def test_spec_rejects_tie_margin_that_would_excuse_confident_disagreements(margin: float):
+    with pytest.raises(SpecError, match="tie_margin"):
+        parse_spec(INT8_SPEC.format(extra=f"tie_margin = {margin}"), source="tie.toml")

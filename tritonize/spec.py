@@ -95,6 +95,7 @@ class ModelSpec:
     engine_tolerance: dict[Precision, float] = field(default_factory=lambda: dict(_DEFAULT_ENGINE_TOLERANCE))
     min_agreement: float = 0.99  # top-1 (classifier) / token (T5) agreement a faster graph must keep
     max_prob_diff: float | None = None  # optional gate: max |probability - FP32 probability| (None: reported only)
+    tie_margin: float = 0.01  # classifier gate: a top-1 change where FP32 rated both classes this close is a tie
     # Python steps (tokenizer, postprocess, the embedded target's fused step): instances, the
     # rows one execute() may gather from queued requests (>= max_batch_size, so whole requests
     # merge), and the batcher's wait. fuse_steps: on the embedded target, tokenizer + ONNX
@@ -182,6 +183,11 @@ class ModelSpec:
                 not 0.5 <= self.min_agreement <= 1,
                 "min_agreement",
                 f"must be in [0.5, 1], got {self.min_agreement}",
+            ),
+            (
+                not 0 <= self.tie_margin < 0.5,
+                "tie_margin",
+                f"must be in [0, 0.5): a wider margin would excuse confident disagreements, got {self.tie_margin}",
             ),
             (
                 self.max_prob_diff is not None and not 0 < self.max_prob_diff < 1,
@@ -343,13 +349,14 @@ _SCALAR_TYPES: dict[str, type | tuple[type, ...]] = {
     "workspace_mb": int,
     "min_agreement": (int, float),
     "max_prob_diff": (int, float),
+    "tie_margin": (int, float),
     "python_instances": int,
     "python_max_batch_size": int,
     "python_max_queue_delay_us": int,
     "fuse_steps": bool,
     "allow_timeout_override": bool,
 }
-_FLOAT_FIELDS = ("tolerance", "min_agreement", "max_prob_diff")
+_FLOAT_FIELDS = ("tolerance", "min_agreement", "max_prob_diff", "tie_margin")
 
 
 def _parse_enum(enum_type: type[enum.Enum], value: Any, source: str, field_name: str) -> Any:

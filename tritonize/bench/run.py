@@ -115,6 +115,7 @@ class Session:
     texts: list[str]
     spec: Any
     log: Log
+    notes: tuple[str, ...] = ()  # what the session could not set up (an INT8 variant that failed its gate)
 
 
 # -- served rows -------------------------------------------------------------------------------
@@ -265,7 +266,10 @@ def measure_int8(s: Session, repository: Path, result: BenchResult) -> list[Meas
     gate = Deployments.of(repository, name).report.get("models", {}).get(name, {}).get("accuracy_gate", {})
     if gate:
         note = (f"INT8 accuracy gate at build: top-1 agreement {gate['top1_agreement']:.4f} with FP32 on "
-                f"{gate['num_texts']} texts, max probability difference {gate['max_prob_diff']:.4f}")
+                f"{gate['num_texts']} texts ({gate.get('top1_ties', 0)} ties within tie_margin "
+                f"{gate['gate'].get('tie_margin', 0):g} excused; strict "
+                f"{gate.get('top1_strict_agreement', gate['top1_agreement']):.4f}), "
+                f"max probability difference {gate['max_prob_diff']:.4f}")
         if note not in result.notes:
             result.notes.append(note)
     return rows
@@ -305,11 +309,24 @@ def _session(config: BenchConfig, log: Log) -> Session:
             log(f"no dynamic-batching-off or INT8 variant: {deployments.classifier} is not in {spec.source}")
         else:
             static = ensure_repository(_repo_dir(config, "static"), static_spec, config.demo, False, config.rebuild)
-            int8 = ensure_repository(_repo_dir(config, "int8"), _int8(static_spec), config.demo, True, config.rebuild)
+            int8, notes = _int8_repository(config, static_spec, log)
     return Session(
         config=config, repository=repository, static=static, int8=int8, deployments=deployments,
-        texts=_texts(config), spec=spec, log=log,
+        texts=_texts(config), spec=spec, log=log, notes=notes,
     )  # fmt: skip
+
+
+def _int8_repository(config: BenchConfig, spec: Any, log: Log) -> tuple[Path | None, tuple[str, ...]]:
+    """The INT8 variant, or None and why: a build that fails its accuracy gate is a result to
+    report (the INT8 rows are left out), not a reason to lose the rest of the bench."""
+    from tritonize.errors import EngineBuildError, ValidationError
+
+    try:
+        return ensure_repository(_repo_dir(config, "int8"), _int8(spec), config.demo, True, config.rebuild), ()
+    except (ValidationError, EngineBuildError) as exc:
+        why = " ".join(str(exc).split())
+        log(f"INT8 variant not built: {why}")
+        return None, (f"INT8 rows: not measured, the INT8 build failed: {why}",)
 
 
 def _int8(spec: Any) -> Any:
@@ -341,6 +358,7 @@ def run_bench(config: BenchConfig, log: Log = print) -> BenchResult:
         client_processes=config.processes, deployment=session.deployments.classifier,
     )  # fmt: skip
     result.notes.append(f"load average at start: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
+    result.notes += session.notes
     for index in range(config.n_passes):
         log(f"pass {index + 1}/{config.n_passes}")
         one = one_pass(session)

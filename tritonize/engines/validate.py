@@ -6,7 +6,11 @@ sizes that differ from the profile's opt, so shapes off the tuned point are chec
 Reported per deployment:
 
 * classifier: max |logits - FP32 logits| against the spec's per-precision tolerance, top-1
-  agreement against ``min_agreement``, max probability difference;
+  agreement against ``min_agreement``, max probability difference. A changed top-1 counts as a
+  tie, not a disagreement, when FP32 itself rated the candidate's class within ``tie_margin`` of
+  its own best: such a row has no decision to keep (a barely trained model is all ties, and
+  any rounding flips them), while the probability gate still bounds how far it moved. Strict
+  agreement and the tie count are reported beside it;
 * T5: max |encoder output - FP32| and greedy-decoding token agreement (and exact sequences)
   through the served decoding loop, label-scoring probability difference when it has labels.
 
@@ -37,12 +41,14 @@ BATCH_SIZES = (1, 3, 8, 5)  # cycled; none is a typical profile opt
 
 @dataclass(frozen=True, kw_only=True)
 class Gate:
-    """What a faster graph must keep: ``min_agreement`` (top-1 / greedy tokens), and optionally
-    ``tolerance`` (max |output - FP32 output|) and ``max_prob_diff`` (max |probability - FP32|)."""
+    """What a faster graph must keep: ``min_agreement`` (top-1 / greedy tokens; classifier ties
+    within ``tie_margin`` excused), and optionally ``tolerance`` (max |output - FP32 output|) and
+    ``max_prob_diff`` (max |probability - FP32|)."""
 
     min_agreement: float
     tolerance: float | None = None
     max_prob_diff: float | None = None
+    tie_margin: float = 0.0
 
     def check(self, diff: float, agreement: float, prob_diff: float, what: str, failures: list[str]) -> None:
         if self.tolerance is not None and diff > self.tolerance:
@@ -53,7 +59,22 @@ class Gate:
             failures.append(f"max |probability - FP32| = {prob_diff:.3g} > max_prob_diff {self.max_prob_diff:g}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"min_agreement": self.min_agreement, "tolerance": self.tolerance, "max_prob_diff": self.max_prob_diff}
+        return {
+            "min_agreement": self.min_agreement,
+            "tolerance": self.tolerance,
+            "max_prob_diff": self.max_prob_diff,
+            "tie_margin": self.tie_margin,
+        }
+
+
+def top1_changes(expected_probs: np.ndarray, actual_probs: np.ndarray, tie_margin: float) -> tuple[int, int]:
+    """(disagreements, ties) among rows whose top-1 class changed: a tie when FP32's probability of
+    the candidate's class is within ``tie_margin`` of FP32's best."""
+    ours, theirs = expected_probs.argmax(-1), actual_probs.argmax(-1)
+    changed = np.nonzero(ours != theirs)[0]
+    gap = expected_probs[changed, ours[changed]] - expected_probs[changed, theirs[changed]]
+    ties = int((gap <= tie_margin).sum())
+    return len(changed) - ties, ties
 
 
 def ort_step(onnx_path: Path) -> Step:
@@ -94,7 +115,7 @@ def validate_classifier_step(
 ) -> dict[str, Any]:
     """Compare logits batch by batch. Raises ValidationError listing every failure."""
     failures: list[str] = []
-    max_diff, max_prob_diff, agree, rows = 0.0, 0.0, 0, 0
+    max_diff, max_prob_diff, disagree, ties, rows = 0.0, 0.0, 0, 0, 0
     for i, batch in enumerate(batches):
         expected = reference(batch, ["logits"])["logits"]
         actual = candidate(batch, ["logits"])["logits"]
@@ -102,16 +123,22 @@ def validate_classifier_step(
         diff = _max_diff(where, expected, actual, failures)
         max_diff = max(max_diff, diff)
         if np.isfinite(diff):
-            agree += int((expected.argmax(-1) == actual.argmax(-1)).sum())
-            max_prob_diff = max(max_prob_diff, float(np.abs(softmax(expected) - softmax(actual)).max()))
+            expected_probs, actual_probs = softmax(expected), softmax(actual)
+            changed, tied = top1_changes(expected_probs, actual_probs, gate.tie_margin)
+            disagree, ties = disagree + changed, ties + tied
+            max_prob_diff = max(max_prob_diff, float(np.abs(expected_probs - actual_probs).max()))
+        else:
+            disagree += expected.shape[0]
         rows += expected.shape[0]
-    agreement = agree / rows if rows else 0.0
+    agreement = (rows - disagree) / rows if rows else 0.0
     gate.check(max_diff, agreement, max_prob_diff, "logits", failures)
     if failures:
         raise ValidationError(name, failures)
     return {
         "max_abs_diff": max_diff,
         "top1_agreement": agreement,
+        "top1_strict_agreement": (rows - disagree - ties) / rows if rows else 0.0,
+        "top1_ties": ties,
         "max_prob_diff": max_prob_diff,
         "num_texts": rows,
         "num_batches": len(batches),
