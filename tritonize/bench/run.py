@@ -303,6 +303,7 @@ def _session(config: BenchConfig, log: Log) -> Session:
         repository = ensure_repository(_repo_dir(config, "dynamic"), spec.select(models), config.demo, True, config.rebuild)
     deployments = Deployments.of(repository, config.model)
     static = int8 = None
+    notes: tuple[str, ...] = ()
     if config.row_set != "overhead":
         static_spec = spec.select([deployments.classifier]) if deployments.classifier in _names(spec) else None
         if static_spec is None:
