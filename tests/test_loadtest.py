@@ -261,8 +261,9 @@ def test_soak_counts_refusals_apart_and_samples_memory_when_queues_are_tiny(cons
     assert resources["server_rss"]["start_mb"] > 0 and resources["stubs_rss"]["peak_mb"] > 0
     from tritonize.repository.triton_config import parse_pbtxt
 
-    stubs = sum(parse_pbtxt(c.read_text()).backend == "python" for c in constrained_server.repository.glob("*/config.pbtxt"))
-    assert resources["stubs"] == {"start": stubs, "end": stubs}  # one per Python-backend model, none died
+    configs = [parse_pbtxt(c.read_text()) for c in constrained_server.repository.glob("*/config.pbtxt")]
+    stubs = sum(sum(g.count for g in c.instance_group) or 1 for c in configs if c.backend == "python")
+    assert resources["stubs"] == {"start": stubs, "end": stubs}  # one per Python-backend instance, none died
     saved = json.loads(Path(summary.files["summary_json"]).read_text())
     assert saved["client"]["refusals"] == client.refusals and saved["passed"] is True
     assert "refused (overloaded)" in Path(summary.files["summary_md"]).read_text()
