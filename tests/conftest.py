@@ -49,19 +49,22 @@ class RunningServer:
     server: object
 
 
+def loopback_config(repository: Path):
+    """A server config on free loopback ports, patient enough for a busy 2-core machine."""
+    from tritonize.server import ServerConfig, free_port
+
+    return ServerConfig(
+        repository=repository, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(), start_timeout_s=180
+    )
+
+
 def _serve(repository: Path, cache: Path):
     """A running embedded server on free loopback ports (a generator fixtures yield from)."""
     if not _has_pytriton():
         pytest.skip("nvidia-pytriton (bundled tritonserver) is not installed")
-    from tritonize.server import EmbeddedServer, ServerConfig, free_port
+    from tritonize.server import EmbeddedServer
 
-    config = ServerConfig(
-        repository=repository,
-        http_port=free_port(),
-        grpc_port=free_port(),
-        metrics_port=free_port(),
-        start_timeout_s=180,
-    )
+    config = loopback_config(repository)
     server = EmbeddedServer(config, cache_dir=cache)
     server.start()
     yield RunningServer(

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from conftest import loopback_config
 
 from tritonize.aio_client import AsyncTritonizeClient
 from tritonize.client import TritonizeClient, classify, generate, parse_classification
@@ -61,22 +62,15 @@ class TwoServers:
 
 @pytest.fixture(scope="module")
 def two_servers(demo_repository: Path, tritonize_cache: Path, tmp_path_factory) -> Iterator[TwoServers]:
-    from tritonize.server import EmbeddedServer, ServerConfig, free_port
+    from tritonize.server import EmbeddedServer
 
     repository = tmp_path_factory.mktemp("two-servers") / "model_repository"
-    for step in demo_repository.glob(f"{MODEL}*"):  # the ensemble and its three steps
+    for step in demo_repository.glob(f"{MODEL}*"):  # the ensemble and its steps
         shutil.copytree(step, repository / step.name)
     servers = []
     try:
         for _ in range(2):
-            config = ServerConfig(
-                repository=repository,
-                http_port=free_port(),
-                grpc_port=free_port(),
-                metrics_port=free_port(),
-                start_timeout_s=180,
-            )
-            servers.append(EmbeddedServer(config, cache_dir=tritonize_cache).start())
+            servers.append(EmbeddedServer(loopback_config(repository), cache_dir=tritonize_cache).start())
         yield TwoServers(*servers)
     finally:
         for server in servers:
