@@ -193,3 +193,27 @@ def test_bench_quick_runs_every_row_set_end_to_end_when_given_tiny_server(triton
     names = {g["goal"] for g in saved["goals"]}
     assert {"served texts/s / tokenizer alone", "concurrency 1 p50 / raw ONNX Runtime batch 1 p50"} <= names
     assert (tmp_path / "bench.md").read_text().startswith("# tritonize bench")
+
+
+@pytest.mark.triton
+def test_bench_overhead_rows_alone_build_no_variants_when_asked(triton_server, tmp_path: Path) -> None:
+    from tritonize.bench import run_bench
+
+    config = BenchConfig(
+        demo="tiny",
+        quick=True,
+        texts=16,
+        saturation_s=0.5,
+        client_processes=1,
+        rows="overhead",
+        repository=triton_server.repository,
+        http_url=triton_server.http_url,
+        grpc_url=triton_server.grpc_url,
+        admin_key=triton_server.admin_key,
+        out=tmp_path,
+    )
+    result = run_bench(config, log=lambda line: None)
+    paths = {r.key.path for r in result.rows}
+    assert {RowPath.TOKENIZER, RowPath.IN_PROCESS} <= paths
+    assert not paths & {RowPath.RAW_ORT, RowPath.SERVED_INT8, RowPath.NO_DYNAMIC_BATCHING, RowPath.HF_PIPELINE}
+    assert not any("INT8" in note for note in result.notes)
