@@ -13,6 +13,12 @@ from pathlib import Path
 import pytest
 
 
+def instance_count(config) -> int:
+    """Instances (stub processes, for the Python backend) of a parsed model config: Triton
+    starts one when ``instance_group`` is empty."""
+    return sum(group.count for group in config.instance_group) or 1
+
+
 def _has_pytriton() -> bool:
     import importlib.util
 

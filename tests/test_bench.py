@@ -151,24 +151,27 @@ def test_own_cpu_share_counts_this_process_when_busy() -> None:
     assert own.share is not None and 0 < own.share <= 1
 
 
+def _on_server(server, out: Path, **settings) -> BenchConfig:
+    """A quick tiny bench against the session server (no repository built, one client process)."""
+    return BenchConfig(
+        demo="tiny",
+        quick=True,
+        client_processes=1,
+        repository=server.repository,
+        http_url=server.http_url,
+        grpc_url=server.grpc_url,
+        admin_key=server.admin_key,
+        out=out,
+        **settings,
+    )
+
+
 @pytest.mark.triton
 @pytest.mark.slow
 def test_bench_quick_runs_every_row_set_end_to_end_when_given_tiny_server(triton_server, tmp_path: Path) -> None:
     from tritonize.bench import run_bench
 
-    config = BenchConfig(
-        demo="tiny",
-        quick=True,
-        texts=32,
-        half_load_s=1.0,
-        saturation_s=1.0,
-        client_processes=1,
-        repository=triton_server.repository,
-        http_url=triton_server.http_url,
-        grpc_url=triton_server.grpc_url,
-        admin_key=triton_server.admin_key,
-        out=tmp_path,
-    )
+    config = _on_server(triton_server, tmp_path, texts=32, half_load_s=1.0, saturation_s=1.0)
     result = run_bench(config, log=lambda line: None)
     keys = {r.key for r in result.rows}
     for expected in [
@@ -199,19 +202,7 @@ def test_bench_quick_runs_every_row_set_end_to_end_when_given_tiny_server(triton
 def test_bench_overhead_rows_alone_build_no_variants_when_asked(triton_server, tmp_path: Path) -> None:
     from tritonize.bench import run_bench
 
-    config = BenchConfig(
-        demo="tiny",
-        quick=True,
-        texts=16,
-        saturation_s=0.5,
-        client_processes=1,
-        rows="overhead",
-        repository=triton_server.repository,
-        http_url=triton_server.http_url,
-        grpc_url=triton_server.grpc_url,
-        admin_key=triton_server.admin_key,
-        out=tmp_path,
-    )
+    config = _on_server(triton_server, tmp_path, texts=16, saturation_s=0.5, rows="overhead")
     result = run_bench(config, log=lambda line: None)
     paths = {r.key.path for r in result.rows}
     assert {RowPath.TOKENIZER, RowPath.IN_PROCESS} <= paths

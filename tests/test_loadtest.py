@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import instance_count
 
 from tritonize.loadtest.metrics import ModelStats, parse_prometheus, parse_statistics, stats_delta
 from tritonize.loadtest.payload import TextSampler, endpoint
@@ -262,7 +263,7 @@ def test_soak_counts_refusals_apart_and_samples_memory_when_queues_are_tiny(cons
     from tritonize.repository.triton_config import parse_pbtxt
 
     configs = [parse_pbtxt(c.read_text()) for c in constrained_server.repository.glob("*/config.pbtxt")]
-    stubs = sum(sum(g.count for g in c.instance_group) or 1 for c in configs if c.backend == "python")
+    stubs = sum(instance_count(c) for c in configs if c.backend == "python")
     assert resources["stubs"] == {"start": stubs, "end": stubs}  # one per Python-backend instance, none died
     saved = json.loads(Path(summary.files["summary_json"]).read_text())
     assert saved["client"]["refusals"] == client.refusals and saved["passed"] is True

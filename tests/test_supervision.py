@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from _faults import MODEL, SteadyLoad, healthy_answers
+from conftest import instance_count
 
 from tritonize.corpus import builtin_emotion
 from tritonize.serving import processes
@@ -52,8 +53,7 @@ def single_instance_repository(tmp_path_factory: pytest.TempPathFactory, tritoni
 def _instances(repository: Path, step: str) -> int:
     from tritonize.repository.triton_config import parse_pbtxt
 
-    config = parse_pbtxt((repository / step / "config.pbtxt").read_text())
-    return sum(group.count for group in config.instance_group) or 1
+    return instance_count(parse_pbtxt((repository / step / "config.pbtxt").read_text()))
 
 
 def _supervisor(repository: Path, cache: Path, interval_s: float, status_file: Path | None = None):
