@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _concurrency import model_stats, run_concurrently
+from conftest import loopback_config
 
 from tritonize.client import TritonizeClient
 from tritonize.corpus import builtin_emotion, builtin_reviews, load_corpus, shared_data_path
@@ -169,7 +170,7 @@ def unbatched_t5_server(triton_server, tmp_path_factory, tritonize_cache):
     from google.protobuf import text_format
     from tritonclient.grpc import model_config_pb2
 
-    from tritonize.server import EmbeddedServer, ServerConfig, free_port
+    from tritonize.server import EmbeddedServer
 
     name = T5_MODELS[0].name
     report = json.loads((triton_server.repository / "build_report.json").read_text())
@@ -181,7 +182,7 @@ def unbatched_t5_server(triton_server, tmp_path_factory, tritonize_cache):
         config.ClearField("dynamic_batching")
         (out / config_path).write_text(text_format.MessageToString(config))
     (out / "build_report.json").write_text(json.dumps({**report, "models": {name: report["models"][name]}}))
-    config = ServerConfig(repository=out, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(), start_timeout_s=180)
+    config = loopback_config(out)
     with EmbeddedServer(config, cache_dir=tritonize_cache) as server:
         yield server
 

@@ -228,12 +228,6 @@ class ModelSpec:
         """The batch size TensorRT tunes for and the dynamic batcher prefers."""
         return self.opt_batch_size or self.max_batch_size
 
-    def with_checkpoint(self, checkpoint: str) -> ModelSpec:
-        return dataclasses.replace(self, checkpoint=checkpoint)
-
-    def with_labels(self, labels: tuple[str, ...]) -> ModelSpec:
-        return dataclasses.replace(self, labels=tuple(labels))
-
 
 @dataclass(frozen=True, kw_only=True)
 class ServerSpec:

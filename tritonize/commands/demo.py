@@ -10,6 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
+from tritonize.demo import SIZES
+
 SENTENCES = [
     "i am so happy today, everything went right",
     "i feel lonely and sad since you left",
@@ -20,7 +22,7 @@ SENTENCES = [
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("demo", help="build the demo repository, start the embedded server, send requests, stop")
-    p.add_argument("--size", choices=["tiny", "full"], default="tiny", help="demo checkpoint size")
+    p.add_argument("--size", choices=SIZES, default=SIZES[0], help="demo checkpoint size")
     p.add_argument("--repository", type=Path, default=Path("model_repository"))
     p.add_argument("--skip-build", action="store_true", help="reuse an existing repository")
     p.add_argument("--model", action="append", default=None, help="deployments to build (default: all in the spec)")
