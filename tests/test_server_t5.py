@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -151,7 +152,16 @@ def _batching_counts(http_url: str, grpc_url: str, admin_key: str, name: str) ->
             client.generate([texts[(2 * i + j) % len(texts)]], model=name)
 
     run_concurrently(16, user, lambda: TritonizeClient(grpc_url, "grpc", timeout=120))
-    counts = {m: tuple(a - b for a, b in zip(model_stats(http_url, m, admin_key), before[m])) for m in models}
+
+    def counts_now() -> dict[str, tuple[int, ...]]:
+        return {m: tuple(a - b for a, b in zip(model_stats(http_url, m, admin_key), before[m])) for m in models}
+
+    # Triton counts a BLS entry model's request after its execute() returns, which can be just after
+    # the client got its answer: wait for all 32 to be counted (bounded), then read every model.
+    deadline = time.monotonic() + 30
+    while counts_now()[name][0] < 32 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    counts = counts_now()
     for m, (inf, exe) in counts.items():
         print(f"{m}: {inf} inferences in {exe} executions")
     return counts
