@@ -15,6 +15,7 @@ from typing import Any
 from tritonize.bench.cpu import measure
 from tritonize.bench.rows import Load, Measurement, RowKey, RowPath
 from tritonize.errors import TritonizeError
+from tritonize.spec import Task
 
 
 class BenchError(TritonizeError, RuntimeError):
@@ -142,7 +143,7 @@ def hf_pipeline(checkpoint: str, texts: list[str], batches: tuple[int, ...]) -> 
     """``pipeline("text-classification")`` of the checkpoint the repository was built from (CPU)."""
     from transformers import pipeline
 
-    pipe = pipeline("text-classification", model=checkpoint, device=-1)
+    pipe = pipeline(Task.TEXT_CLASSIFICATION.value, model=checkpoint, device=-1)
     pipe(texts[:2], truncation=True)  # warm-up
 
     def run(batch: int) -> float:

@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from tritonize.pipeline import BuildOptions, build
     from tritonize.server import EmbeddedServer, ServerConfig
     from tritonize.spec import load_spec
+    from tritonize.urls import GRPC_PORT, HTTP_PORT, METRICS_PORT
 
     spec = load_spec().select(args.model)
     if not args.skip_build:
@@ -47,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
         build(BuildOptions(spec=spec, out=args.repository, demo=args.size))
     config = ServerConfig(
         repository=args.repository,
-        http_port=_free_or_default(8000),
-        grpc_port=_free_or_default(8001),
-        metrics_port=_free_or_default(8002),
+        http_port=_free_or_default(HTTP_PORT),
+        grpc_port=_free_or_default(GRPC_PORT),
+        metrics_port=_free_or_default(METRICS_PORT),
     )
     print("== starting the embedded Triton server", flush=True)
     with EmbeddedServer(config) as server:

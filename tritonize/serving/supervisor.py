@@ -40,7 +40,7 @@ from tritonize.serving import processes
 from tritonize.serving.control import RepositoryControl
 from tritonize.serving.probe import Prober, ProbeResult, repository_deployments
 from tritonize.serving.status import write_status
-from tritonize.serving.watchdog import Event, EventKind, Plan, WatchdogConfig, plan_recovery
+from tritonize.serving.watchdog import Event, EventKind, Plan, ServerState, WatchdogConfig, plan_recovery
 
 log = logging.getLogger(__name__)
 
@@ -340,9 +340,9 @@ class Supervisor:
         }
 
     def status(self) -> dict[str, Any]:
-        state = "gave_up" if self.gave_up else "serving" if self.server.is_running() else "stopped"
-        if state == "serving" and self._failing_since:
-            state = "recovering"
+        state = ServerState.GAVE_UP if self.gave_up else ServerState.SERVING if self.server.is_running() else ServerState.STOPPED
+        if state is ServerState.SERVING and self._failing_since:
+            state = ServerState.RECOVERING
         deployments = {}
         for name in self.deployments:
             probe = self._probes.get(name)
@@ -351,7 +351,7 @@ class Supervisor:
             deployments[name] = entry
         return {
             "updated_at": _now(),
-            "state": state,
+            "state": state.value,
             "server": {
                 "pid": self.server.pid,
                 "http_url": self.server.http_url,

@@ -65,6 +65,15 @@ class EventKind(str, enum.Enum):
         return self not in (EventKind.RELOADED, EventKind.RESTARTED, EventKind.RECOVERED, EventKind.DRAINED, EventKind.STOPPED)
 
 
+class ServerState(str, enum.Enum):
+    """The state ``tritonize serve`` reports in its status file."""
+
+    SERVING = "serving"
+    RECOVERING = "recovering"  # a deployment failed its probe and has not answered since
+    GAVE_UP = "gave_up"  # restarted too often: the supervisor stopped trying
+    STOPPED = "stopped"
+
+
 @dataclass(frozen=True, kw_only=True)
 class Event:
     """One thing the watchdog saw or did; ``duration_s`` for actions and recoveries."""
