@@ -147,7 +147,7 @@ def single_instance_repository(tmp_path_factory: pytest.TempPathFactory, tritoni
 
     spec = load_spec()
     spec = spec.select(["distilbert_emotion"])
-    spec = replace(spec, models=tuple(replace(m, python_instances=1) for m in spec.models))
+    spec = replace(spec, models=tuple(m.replace(python_instances=1) for m in spec.models))
     out = tmp_path_factory.mktemp("single-instance") / "model_repository"
     build(BuildOptions(spec=spec, out=out, demo="tiny", cache_dir=tritonize_cache))
     return out
@@ -187,9 +187,9 @@ def constrained_repository(tmp_path_factory: pytest.TempPathFactory, tritonize_c
 
     base = load_spec().get("distilbert_emotion")
     models = (
-        dataclasses.replace(base, **CONSTRAINED_QUEUE),
+        base.replace(**CONSTRAINED_QUEUE),
         # unfused, so the engine step's batcher (max_queue_delay_us) holds the lone request
-        dataclasses.replace(base, name="distilbert_slow", max_queue_delay_us=SLOW_DELAY_US, fuse_steps=False),
+        base.replace(name="distilbert_slow", max_queue_delay_us=SLOW_DELAY_US, fuse_steps=False),
     )
     out = tmp_path_factory.mktemp("constrained") / "model_repository"
     # The autoscaler target must exceed every batcher delay (the spec checks it): above the slow one's.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tritonize.spec import ModelSpec, Task
+from tritonize.spec import ModelSpec, Task, model_spec
 
 
 @functools.cache
@@ -35,7 +35,7 @@ def scratch_dir(name: str) -> Path:
 
 def demo_spec(demo: str, labels: tuple[str, ...] = (), **kwargs) -> ModelSpec:
     task = DEMO_TASKS.get(demo, Task.TEXT2TEXT_GENERATION)
-    return ModelSpec(
+    return model_spec(
         name=f"test_{demo.replace('-', '_')}", checkpoint="unused", task=task, demo=demo, labels=labels, **kwargs
     )
 

@@ -124,7 +124,7 @@ def test_fingerprint_changes_when_spec_or_options_change() -> None:
     from tritonize.spec import load_spec
 
     spec = load_spec().select(["distilbert_emotion"])
-    changed = replace(spec, models=(replace(spec.models[0], max_queue_delay_us=1),))
+    changed = replace(spec, models=(spec.models[0].replace(max_queue_delay_us=1),))
     base = fingerprint(spec, "tiny", True)
     assert base == fingerprint(spec, "tiny", True)
     assert len({base, fingerprint(changed, "tiny", True), fingerprint(spec, "full", True), fingerprint(spec, "tiny", False)}) == 4

@@ -28,7 +28,7 @@ def test_t5_demo_generates_varied_label_words_across_corpus(demo: str):
     texts = _corpus(demo)
     batch = tokenizer(texts, padding=True, truncation=True, max_length=512, return_tensors="pt")
     with torch.no_grad():
-        out = model.generate(**batch, max_new_tokens=spec.max_new_tokens, do_sample=False, num_beams=1)
+        out = model.generate(**batch, max_new_tokens=spec.generation.max_new_tokens, do_sample=False, num_beams=1)
     answers = tokenizer.batch_decode(out, skip_special_tokens=True)
     assert len(set(answers)) >= min(3, len(spec.labels))
     assert sum(a in spec.labels for a in answers) >= 0.9 * len(answers)

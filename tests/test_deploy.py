@@ -142,9 +142,7 @@ def test_compose_config_fails_naming_the_variable_when_admin_key_missing():
 
 def test_compose_follows_server_table_when_spec_changes(tmp_path):
     text = (ROOT / "tritonize" / "models.toml").read_text(encoding="utf-8")
-    text = re.sub(r"(?m)^gpus = 1$", "gpus = 2", text)
-    text = re.sub(r"(?m)^http_port = 8000$", "http_port = 9000", text)
-    text = re.sub(r"(?m)^shm_size_mib = 1024$", "shm_size_mib = 1536", text)
+    text += "\n[server]\ngpus = 2\nhttp_port = 9000\nshm_size_mib = 1536\n"
     spec = parse_spec(text, source="changed.toml")
     path = yaml_io.write(tmp_path / "docker-compose.yml", compose.render(spec, load_release(), Target.GPU))
     triton = _parsed(path)["services"]["triton"]

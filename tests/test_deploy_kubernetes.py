@@ -103,7 +103,7 @@ def test_kubernetes_scaling_resources_follow_spec_when_generated():
     server = spec.server
     resources = kubernetes.manifests(spec, load_release(), Target.GPU)
     hpa = resources["hpa.yaml"]["spec"]
-    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (server.replicas, server.max_replicas)
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (spec.kubernetes.replicas, spec.kubernetes.max_replicas)
     metric = hpa["metrics"][0]["pods"]
     assert metric["metric"]["name"] == kubernetes.QUEUE_METRIC
     assert metric["target"] == {"type": "AverageValue", "averageValue": str(server.queue_time_target_us)}
@@ -115,7 +115,7 @@ def test_kubernetes_scaling_resources_follow_spec_when_generated():
     assert "from" not in inference and [p["port"] for p in inference["ports"]] == [server.http_port, server.grpc_port]
     assert [p["port"] for p in metrics["ports"]] == [server.metrics_port]
     assert metrics["from"] == [
-        {"namespaceSelector": {"matchLabels": {kubernetes.SCRAPER_LABEL: server.monitoring_namespace}}}
+        {"namespaceSelector": {"matchLabels": {kubernetes.SCRAPER_LABEL: spec.kubernetes.monitoring_namespace}}}
     ]
     rule = kubernetes.adapter_values()["rules"]["custom"][0]
     assert rule["name"]["as"] == kubernetes.QUEUE_METRIC
@@ -124,7 +124,7 @@ def test_kubernetes_scaling_resources_follow_spec_when_generated():
 
 def test_kubernetes_follows_replicas_and_server_table_when_they_change():
     text = (ROOT / "tritonize" / "models.toml").read_text(encoding="utf-8")
-    spec = parse_spec(text.replace("gpus = 1\n", "gpus = 2\n").replace("max_replicas = 4", "max_replicas = 5"), "x.toml")
+    spec = parse_spec(text + "\n[server]\ngpus = 2\n[kubernetes]\nmax_replicas = 5\n", "x.toml")
     resources = kubernetes.manifests(spec, load_release(), Target.GPU, replicas=7, registry="registry.example/team")
     assert resources["deployment.yaml"]["spec"]["replicas"] == 7
     assert (resources["hpa.yaml"]["spec"]["minReplicas"], resources["hpa.yaml"]["spec"]["maxReplicas"]) == (7, 7)

@@ -54,8 +54,8 @@ def test_cache_key_changes_with_each_input_and_not_with_build_time():
     assert dataclasses.replace(base, built_at="later", build_seconds=99.0, gpu_name="other").cache_key == base.cache_key
     assert dataclasses.replace(base, tensorrt_version="10.11.0.99").cache_key == base.cache_key  # same release
     fp32 = dataclasses.replace(PLAN, precision=dataclasses.replace(PLAN.precision, precision=Precision.FP32))
-    smaller = engine_plan(dataclasses.replace(MODEL, max_batch_size=8), PLAN.step, GRAPH, Family.ENCODER,
-                          axis_ranges(dataclasses.replace(MODEL, max_batch_size=8), 16))
+    smaller = engine_plan(MODEL.replace(max_batch_size=8), PLAN.step, GRAPH, Family.ENCODER,
+                          axis_ranges(MODEL.replace(max_batch_size=8), 16))
     changed = [
         dataclasses.replace(base, onnx_sha256="cd" * 32),
         dataclasses.replace(base, tensorrt_version="10.12.0.36"),

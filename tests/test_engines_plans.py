@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 from conftest_export import one_thread, tiny_t5_export  # noqa: F401
 
@@ -56,7 +54,7 @@ def test_profiles_cover_every_input_with_batch_up_to_max_batch_size_when_from_sh
         for profile, decl in zip(profiles, graph.inputs):
             assert len(profile.min) == len(decl.axes)
             assert all(lo <= op <= hi for lo, op, hi in zip(profile.min, profile.opt, profile.max))
-            assert profile.min[0] == 1 and profile.max[0] == model.max_batch_size  # the batch axis
+            assert profile.min[0] == 1 and profile.max[0] == model.batching.max_batch_size  # the batch axis
             for i, axis in enumerate(decl.axes):
                 if isinstance(axis, int):
                     assert profile.min[i] == profile.opt[i] == profile.max[i] == axis
@@ -69,19 +67,19 @@ def test_t5_profiles_take_sizes_from_config_and_ranges_from_spec():
     past = {p.name: p for p in plans["decoder_with_past"].profiles}["past_key_values.0.decoder.key"]
     heads, head_dim = config.num_heads, config.d_kv
     assert past.min == (1, heads, 1, head_dim)
-    assert past.max == (model.max_batch_size, heads, model.max_new_tokens_limit + 3, head_dim)
+    assert past.max == (model.batching.max_batch_size, heads, model.generation.max_new_tokens_limit + 3, head_dim)
     cross = {p.name: p for p in plans["decoder_with_past"].profiles}["past_key_values.0.encoder.key"]
     assert cross.min[2] == model.length_buckets[0] and cross.max[2] == model.bucket_for(model.max_input_length)
     decoder_ids = {p.name: p for p in plans["decoder"].profiles}["input_ids"]
-    assert decoder_ids.min == (1, 1) and decoder_ids.max == (model.max_batch_size, 3)  # label scoring width
+    assert decoder_ids.min == (1, 1) and decoder_ids.max == (model.batching.max_batch_size, 3)  # label scoring width
     encoder_ids = {p.name: p for p in plans["encoder"].profiles}["input_ids"]
-    assert encoder_ids.opt == (model.max_batch_size, 32)
+    assert encoder_ids.opt == (model.batching.max_batch_size, 32)
 
 
 def test_profiles_move_when_spec_changes():
     model = SPEC.get("distilbert_emotion")
-    changed = dataclasses.replace(
-        model, max_batch_size=8, opt_batch_size=4, length_buckets=(32, 64, 128), max_input_length=100
+    changed = model.replace(
+        max_batch_size=8, opt_batch_size=4, length_buckets=(32, 64, 128), max_input_length=100
     )
     graph = sequence_classification_graph(6)
     before = graph_profiles(graph, axis_ranges(model, 16))[0]
@@ -143,7 +141,7 @@ def test_shipped_spec_plans_every_deployment_for_gpu():
         config = _t5_config(model.demo, "full") if model.is_generative else None
         family = family_of(config) if config is not None else Family.ENCODER
         for component in ("encoder", "decoder") if model.is_generative else ("model",):
-            plan = precision_plan(family, component, model.precision[Target.GPU], (9, 0))
+            plan = precision_plan(family, component, model.engine.precision[Target.GPU], (9, 0))
             assert plan.precision in (Precision.FP16, Precision.BF16, Precision.FP32)
 
 

@@ -134,7 +134,7 @@ def test_gpu_target_build_writes_onnx_configs_and_plans_then_stops_clearly(gpu_r
             assert (out / step / "1" / "model.onnx").stat().st_size > 0
             assert not (out / step / "1" / "model.plan").exists()
             for profile in entry["plan"]["profiles"]:
-                assert profile["min"][0] == 1 and profile["max"][0] == model.max_batch_size
+                assert profile["min"][0] == 1 and profile["max"][0] == model.batching.max_batch_size
 
 
 @pytest.mark.slow

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from types import SimpleNamespace
 
 import pytest
@@ -31,9 +30,10 @@ def _t5_config() -> SimpleNamespace:
 def test_parse_spec_reads_queue_policy_fields_when_given() -> None:
     text = VALID + "max_queue_size = 4\nqueue_timeout_us = 250000\nallow_timeout_override = true\n"
     model = parse_spec(text).get("m")
-    assert (model.max_queue_size, model.queue_timeout_us, model.allow_timeout_override) == (4, 250000, True)
+    assert (model.batching.max_queue_size, model.batching.queue_timeout_us, model.batching.allow_timeout_override) == (4, 250000, True)
     default = parse_spec(VALID).get("m")
-    assert (default.max_queue_size, default.queue_timeout_us, default.allow_timeout_override) == (128, 0, False)
+    batching = default.batching
+    assert (batching.max_queue_size, batching.queue_timeout_us, batching.allow_timeout_override) == (128, 0, False)
 
 
 @pytest.mark.parametrize(
@@ -54,12 +54,12 @@ def test_parse_spec_error_names_queue_field_when_value_is_bad(extra: str, proble
 
 @pytest.mark.parametrize("target", [Target.EMBEDDED, Target.CPU, Target.GPU])
 def test_classification_configs_put_queue_policy_on_every_step_but_ensemble_when_batching(target: Target) -> None:
-    model = dataclasses.replace(
-        load_spec().get("distilbert_emotion"), max_queue_size=3, queue_timeout_us=40000, allow_timeout_override=True
+    model = load_spec().get("distilbert_emotion").replace(
+        max_queue_size=3, queue_timeout_us=40000, allow_timeout_override=True
     )
     ensemble, *step_configs = [parse_pbtxt(to_pbtxt(c)) for c in classification_configs(model, target, 6, 0)]
     assert not ensemble.HasField("dynamic_batching")
-    assert len(step_configs) == (1 if target is Target.EMBEDDED and model.fuse_steps else 3)  # fused: one step
+    assert len(step_configs) == (1 if target is Target.EMBEDDED and model.python.fuse_steps else 3)  # fused: one step
     for config in step_configs:
         policy = config.dynamic_batching.default_queue_policy
         assert (policy.max_queue_size, policy.default_timeout_microseconds) == (3, 40000), config.name
@@ -67,7 +67,7 @@ def test_classification_configs_put_queue_policy_on_every_step_but_ensemble_when
 
 
 def test_text2text_configs_put_queue_policy_on_entry_and_engine_steps_when_batching() -> None:
-    model = dataclasses.replace(load_spec().get("t5_small_emotion"), max_queue_size=7)
+    model = load_spec().get("t5_small_emotion").replace(max_queue_size=7)
     configs = [parse_pbtxt(to_pbtxt(c)) for c in text2text_configs(model, Target.EMBEDDED, t5_graphs(_t5_config()), {}, 6)]
     assert [c.name for c in configs][0] == "t5_small_emotion" and len(configs) == 4
     assert [c.dynamic_batching.default_queue_policy.max_queue_size for c in configs] == [7, 7, 7, 7]

@@ -1,6 +1,5 @@
 """Generated configs are parsed back into Triton's protobuf and compared, not string-matched."""
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from tritonize.repository.triton_config import (
 from tritonize.spec import Target, load_spec
 
 SHIPPED = load_spec().get("distilbert_emotion")
-MODEL = dataclasses.replace(SHIPPED, fuse_steps=False)  # the three-step ensemble every target can run
+MODEL = SHIPPED.replace(fuse_steps=False)  # the three-step ensemble every target can run
 
 
 def _by_name(configs):
@@ -52,7 +51,7 @@ def test_classification_configs_model_step_backend_per_target():
 
 def test_ensemble_contract_parsed_back():
     ensemble = parse_pbtxt(to_pbtxt(classification_configs(MODEL, Target.EMBEDDED, 6, 0)[0]))
-    assert ensemble.platform == "ensemble" and ensemble.max_batch_size == MODEL.max_batch_size
+    assert ensemble.platform == "ensemble" and ensemble.max_batch_size == MODEL.batching.max_batch_size
     assert [(i.name, i.data_type, list(i.dims)) for i in ensemble.input] == [("TEXT", 13, [1])]  # 13 = TYPE_STRING
     outputs = {o.name: (o.data_type, list(o.dims), o.label_filename) for o in ensemble.output}
     assert outputs == {"LABEL": (13, [1], ""), "SCORE": (11, [1], ""), "PROBABILITIES": (11, [6], "labels.txt")}
@@ -150,7 +149,7 @@ def test_fused_configs_keep_contract_when_embedded_fuses_steps():
     separate = parse_pbtxt(to_pbtxt(classification_configs(MODEL, Target.EMBEDDED, 6, 0)[0]))
     assert list(ensemble.input) == list(separate.input) and list(ensemble.output) == list(separate.output)
     step = parse_pbtxt(to_pbtxt(fused["distilbert_emotion_model"]))
-    assert step.backend == "python" and step.max_batch_size == SHIPPED.python_batch > SHIPPED.max_batch_size
+    assert step.backend == "python" and step.max_batch_size == SHIPPED.python_batch > SHIPPED.batching.max_batch_size
     assert step.dynamic_batching.max_queue_delay_microseconds == SHIPPED.python_max_queue_delay_us
     assert step.parameters["engine_batch"].string_value == str(SHIPPED.max_batch_size)
     assert [o.name for o in step.output] == ["LABEL", "SCORE", "PROBABILITIES"]
@@ -164,13 +163,13 @@ def test_fuse_steps_keeps_separate_engine_step_when_target_is_not_embedded(targe
 
 
 def test_python_step_fields_reach_tokenizer_and_postprocess_configs():
-    model = dataclasses.replace(MODEL, python_instances=3, python_max_batch_size=128, python_max_queue_delay_us=50)
+    model = MODEL.replace(python_instances=3, python_max_batch_size=128, python_max_queue_delay_us=50)
     configs = _by_name(classification_configs(model, Target.GPU, 6, 0))
     for name in ("distilbert_emotion_tokenizer", "distilbert_emotion_postprocess"):
         proto = parse_pbtxt(to_pbtxt(configs[name]))
         assert (proto.instance_group[0].count, proto.max_batch_size) == (3, 128)
         assert proto.dynamic_batching.max_queue_delay_microseconds == 50
-    assert parse_pbtxt(to_pbtxt(configs["distilbert_emotion_model"])).max_batch_size == model.max_batch_size
+    assert parse_pbtxt(to_pbtxt(configs["distilbert_emotion_model"])).max_batch_size == model.batching.max_batch_size
 
 
 def test_write_classification_lays_out_fused_step_when_embedded_fuses(tmp_path: Path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from types import SimpleNamespace
 
 import pytest
@@ -21,7 +20,7 @@ GRAPHS = t5_graphs(
 
 @pytest.mark.parametrize("target", list(Target))
 def test_text2text_entry_config_takes_instances_from_spec_and_step_memory_from_target(target: Target):
-    model = dataclasses.replace(MODEL, generate_instances=3, instances=2)
+    model = MODEL.replace(generate_instances=3, instances=2)
     entry, *steps = (parse_pbtxt(to_pbtxt(c)) for c in text2text_configs(model, target, GRAPHS, {}, len(MODEL.labels)))
     group = entry.instance_group[0]
     assert entry.name == MODEL.name and entry.backend == "python"
@@ -42,4 +41,4 @@ def test_parse_spec_rejects_bad_generate_instances(value: str, problem: str):
     with pytest.raises(SpecError, match=problem) as info:
         parse_spec(text + f"generate_instances = {value}\n", source="my.toml")
     assert info.value.field == "m.generate_instances"
-    assert parse_spec(text + "generate_instances = 4\n").get("m").generate_instances == 4
+    assert parse_spec(text + "generate_instances = 4\n").get("m").batching.generate_instances == 4

@@ -78,7 +78,7 @@ def _same_tokens(a: list[int], b: list[int], pad: int) -> bool:
 @pytest.mark.parametrize("name", NAMES)
 def test_generate_is_token_exact_with_hf_generate(triton_server, hf_models, name, new_tokens, shared):
     spec = load_spec().get(name)
-    n = spec.max_new_tokens if new_tokens == "spec" else new_tokens
+    n = spec.generation.max_new_tokens if new_tokens == "spec" else new_tokens
     texts = _corpus(name, shared)
     if shared and "imdb" in name:
         texts = texts[:200]
@@ -240,8 +240,8 @@ def test_long_review_is_truncated_not_rejected(triton_server, hf_models):
     review = " ".join(e.text for e in builtin_reviews()) * 3
     assert len(tokenizer(review).input_ids) > spec.max_input_length
     # Like the HF pipeline with truncation=True: the answer is that of the first max_input_length tokens.
-    expected = _hf_generate(tokenizer, model, [review], spec.max_new_tokens, spec.max_input_length)
-    served = _served_ids(triton_server, name, [review], spec.max_new_tokens)
+    expected = _hf_generate(tokenizer, model, [review], spec.generation.max_new_tokens, spec.max_input_length)
+    served = _served_ids(triton_server, name, [review], spec.generation.max_new_tokens)
     assert _same_tokens(served[0], expected[0], tokenizer.pad_token_id), (served, expected)
     with TritonizeClient(triton_server.grpc_url, "grpc", timeout=120) as client:
         assert client.classify([review], model=name)[0]["label"] in ("positive", "negative")

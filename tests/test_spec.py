@@ -24,7 +24,7 @@ def test_load_spec_default_has_distilbert_emotion():
 
 def test_parse_spec_defaults_when_fields_omitted():
     model = parse_spec(VALID).get("m")
-    assert model.max_batch_size == 32 and model.precision[Target.GPU].value == "fp16"
+    assert model.batching.max_batch_size == 32 and model.engine.precision[Target.GPU].value == "fp16"
 
 
 @pytest.mark.parametrize(
@@ -70,7 +70,7 @@ def test_bucket_for_picks_smallest_fitting_bucket():
 
 def test_parse_spec_reads_python_step_fields_when_given():
     model = parse_spec(VALID + "fuse_steps = true\npython_instances = 2\npython_max_batch_size = 64\n").get("m")
-    assert (model.fuse_steps, model.python_instances, model.python_batch) == (True, 2, 64)
+    assert (model.python.fuse_steps, model.python.python_instances, model.python_batch) == (True, 2, 64)
     assert parse_spec(VALID).get("m").python_batch == 32  # 0 means max_batch_size
 
 
@@ -86,3 +86,33 @@ def test_parse_spec_reads_python_step_fields_when_given():
 def test_parse_spec_rejects_bad_python_step_field_naming_it(line, field):
     with pytest.raises(SpecError, match=field.replace(".", r"\.")):
         parse_spec(VALID + line + "\n")
+
+
+def test_model_fields_group_by_section_and_flat_names_still_read_with_a_deprecation_warning():
+    model = load_spec().get("distilbert_emotion")
+    assert model.batching.max_batch_size == 32 and model.python.python_instances == 2
+    with pytest.warns(DeprecationWarning, match="use ModelSpec.batching.max_batch_size"):
+        assert model.max_batch_size == 32
+    with pytest.raises(AttributeError):
+        model.no_such_field  # noqa: B018 - the attribute access is the test
+
+
+def test_model_replace_routes_flat_keys_and_checks_the_copy():
+    model = load_spec().get("distilbert_emotion")
+    smaller = model.replace(max_batch_size=8, python_max_batch_size=0, tie_margin=0.02)
+    assert (smaller.batching.max_batch_size, smaller.gate.tie_margin, smaller.name) == (8, 0.02, model.name)
+    with pytest.raises(SpecError) as info:
+        model.replace(max_batch_size=0)
+    assert info.value.field == "distilbert_emotion.max_batch_size"
+    with pytest.raises(SpecError, match="unknown field"):
+        model.replace(bogus=1)
+
+
+def test_demo_is_optional_and_a_demo_build_without_it_names_the_field(tmp_path):
+    from tritonize.demo import make_demo_checkpoint
+
+    model = parse_spec(VALID.replace('demo = "distilbert"\n', ""), source="x.toml").get("m")
+    assert model.demo is None
+    with pytest.raises(SpecError) as info:
+        make_demo_checkpoint(model, "tiny", tmp_path)
+    assert info.value.field == "m.demo" and "names no demo architecture" in str(info.value)

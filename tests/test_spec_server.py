@@ -1,11 +1,11 @@
-"""The optional [server] table of the spec: what a containerised Triton server gets."""
+"""The optional [server] and [kubernetes] tables of the spec: what a containerised Triton server gets."""
 
 from __future__ import annotations
 
 import pytest
 
 from tritonize.errors import SpecError
-from tritonize.spec import ServerSpec, load_spec, parse_spec
+from tritonize.spec import KubernetesSpec, ServerSpec, load_spec, parse_spec
 
 MODEL = """
 [[model]]
@@ -17,38 +17,45 @@ max_queue_delay_us = 5000
 """
 
 
-def test_parse_spec_server_defaults_when_table_absent():
-    assert parse_spec(MODEL).server == ServerSpec(source="<spec>")
+def test_parse_spec_server_defaults_when_tables_absent():
+    spec = parse_spec(MODEL)
+    assert spec.server == ServerSpec(source="<spec>") and spec.kubernetes == KubernetesSpec(source="<spec>")
 
 
-def test_load_spec_shipped_server_table_parses_when_loaded():
-    server = load_spec().server
-    assert (server.http_port, server.grpc_port, server.metrics_port) == (8000, 8001, 8002)
-    assert server.gpus >= 1 and server.max_replicas >= server.replicas
+def test_load_spec_shipped_server_tables_parse_when_loaded():
+    spec = load_spec()
+    assert (spec.server.http_port, spec.server.grpc_port, spec.server.metrics_port) == (8000, 8001, 8002)
+    assert spec.server.gpus >= 1 and spec.kubernetes.max_replicas >= spec.kubernetes.replicas
 
 
-def test_parse_spec_server_values_when_table_given():
-    server = parse_spec(MODEL + "[server]\ngpus = 2\ncpus = 1.5\nreplicas = 3\nmax_replicas = 6\n").server
-    assert (server.gpus, server.cpus, server.replicas, server.max_replicas) == (2, 1.5, 3, 6)
+def test_parse_spec_server_values_when_tables_given():
+    spec = parse_spec(MODEL + "[server]\ngpus = 2\ncpus = 1.5\n[kubernetes]\nreplicas = 3\nmax_replicas = 6\n")
+    assert (spec.server.gpus, spec.server.cpus, spec.kubernetes.replicas, spec.kubernetes.max_replicas) == (2, 1.5, 3, 6)
+
+
+def test_kubernetes_keys_in_the_server_table_still_parse_with_a_warning():
+    with pytest.warns(FutureWarning, match=r"\[server\] max_replicas, replicas moved to the \[kubernetes\] table"):
+        spec = parse_spec(MODEL + "[server]\ngpus = 2\nreplicas = 3\nmax_replicas = 6\n")
+    assert (spec.server.gpus, spec.kubernetes.replicas, spec.kubernetes.max_replicas) == (2, 3, 6)
 
 
 @pytest.mark.parametrize(
     ("table", "field"),
     [
-        ("gpus = 0", "server.gpus"),
-        ("grpc_port = 8000", "server.http_port"),
-        ("replicas = 3\nmax_replicas = 2", "server.max_replicas"),
-        ("shm_size_mib = 16", "server.shm_size_mib"),
-        ('gpus = "one"', "server.gpus"),
-        ("cpus = true", "server.cpus"),
-        ("bogus = 1", "server.bogus"),
-        ('monitoring_namespace = "Mon itor"', "server.monitoring_namespace"),
-        ("queue_time_target_us = 5000", "server.queue_time_target_us"),
+        ("[server]\ngpus = 0", "server.gpus"),
+        ("[server]\ngrpc_port = 8000", "server.http_port"),
+        ("[kubernetes]\nreplicas = 3\nmax_replicas = 2", "kubernetes.max_replicas"),
+        ("[server]\nshm_size_mib = 16", "server.shm_size_mib"),
+        ('[server]\ngpus = "one"', "server.gpus"),
+        ("[server]\ncpus = true", "server.cpus"),
+        ("[server]\nbogus = 1", "server.bogus"),
+        ('[kubernetes]\nmonitoring_namespace = "Mon itor"', "kubernetes.monitoring_namespace"),
+        ("[server]\nqueue_time_target_us = 5000", "server.queue_time_target_us"),
     ],
 )
 def test_parse_spec_server_error_names_file_and_field_when_value_is_bad(table, field):
     with pytest.raises(SpecError) as info:
-        parse_spec(MODEL + "[server]\n" + table + "\n", source="my.toml")
+        parse_spec(MODEL + table + "\n", source="my.toml")
     assert info.value.field == field
     assert str(info.value).startswith("my.toml: field ")
 

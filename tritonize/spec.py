@@ -1,14 +1,22 @@
 """The declarative model spec: the single source of truth for every generated artefact.
 
-A spec file (TOML) lists deployments. Export, engine builds and every ``config.pbtxt`` are
-derived from the typed :class:`ModelSpec` loaded here, so one fact is written down once.
-This module imports neither torch nor TensorRT, so spec checks are instant.
+A spec file (TOML) lists deployments (``[[model]]`` tables) and the servers that run them
+(``[server]``, ``[kubernetes]``). Export, engine builds, every ``config.pbtxt``, compose,
+Kubernetes and monitoring files are derived from the typed records loaded here, so a fact is
+written down once. This module imports neither torch nor TensorRT, so spec checks are instant.
+
+A ``[[model]]`` table is flat, as users write it; in Python a :class:`ModelSpec` groups its
+fields by what they govern (:class:`BatchingSpec`, :class:`PythonStepsSpec`,
+:class:`GenerationSpec`, :class:`EngineSpec`, :class:`GateSpec`). A TOML key and its attribute
+have the same name (``max_batch_size`` is ``model.batching.max_batch_size``), and each field's
+``doc`` metadata is the text of the generated spec reference (``docs/reference/spec.md``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -20,6 +28,13 @@ from tritonize.errors import SpecError
 from tritonize.urls import GRPC_PORT, HTTP_PORT, METRICS_PORT
 
 DEFAULT_SPEC = "models.toml"
+
+
+def _field(default: Any, doc: str, **kwargs: Any) -> Any:
+    """A dataclass field whose ``doc`` is the generated reference's description of it."""
+    if callable(default) and not isinstance(default, type):
+        return field(default_factory=default, metadata={"doc": doc}, **kwargs)
+    return field(default=default, metadata={"doc": doc}, **kwargs)
 
 
 class Task(str, enum.Enum):
@@ -52,9 +67,194 @@ SUPPORTED_PRECISIONS = {
     Target.CPU: (Precision.FP32, Precision.INT8),
     Target.GPU: (Precision.FP32, Precision.FP16, Precision.BF16),
 }
-# Max |engine - FP32 ONNX| of the validated outputs, per engine precision. FP32 engines may use
-# TF32 on Ampere and later, so even they are not bit-exact; BF16 keeps 8 mantissa bits.
+# Max |engine - FP32 ONNX| of the validated outputs, per engine precision; BF16 keeps 8 mantissa bits.
 _DEFAULT_ENGINE_TOLERANCE = {Precision.FP32: 1e-2, Precision.FP16: 1e-1, Precision.BF16: 2.5e-1}
+
+Rule = tuple[bool, str, str]  # (broken, field, problem)
+
+
+def _first_broken(rules: list[Rule], source: str, prefix: str) -> None:
+    """Raise a SpecError naming the first broken rule's field."""
+    for broken, name, problem in rules:
+        if broken:
+            raise SpecError(source, f"{prefix}{name}" if prefix else name, problem)
+
+
+# --- the sections of a deployment -----------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class BatchingSpec:
+    """How Triton schedules the model step(s): dynamic batching, instances and the queue policy.
+
+    Without a queue bound, overload shows up as latency that grows without limit; with one,
+    Triton refuses the excess at once (``Exceeds maximum queue size`` / ``Request timeout
+    expired``, HTTP 503, gRPC UNAVAILABLE) and clients can back off. 0 means "no limit" for
+    both bounds, as in Triton's ``ModelQueuePolicy``.
+    """
+
+    max_batch_size: int = _field(32, "Triton `max_batch_size` of every step (rows per request and per batch)")
+    max_queue_delay_us: int = _field(2000, "the dynamic batcher's `max_queue_delay_microseconds` (model step)")
+    max_queue_size: int = _field(
+        128, "requests that may wait in each batched step's queue; more are refused at once (0 = unbounded)"
+    )
+    queue_timeout_us: int = _field(0, "a request waiting longer in a step's queue is refused (0 = never)")
+    allow_timeout_override: bool = _field(
+        False, "whether a request's own `timeout` parameter may replace `queue_timeout_us`"
+    )
+    instances: int = _field(1, "`instance_group` count of the model step")
+    generate_instances: int = _field(
+        1, "`instance_group` count of the T5 BLS entry model (overlaps whole `execute()` calls)"
+    )
+
+    def rules(self) -> list[Rule]:
+        return [
+            (
+                self.max_batch_size < 1,
+                "max_batch_size",
+                f"must be >= 1 (dynamic batching needs a batch dimension), got {self.max_batch_size}",
+            ),
+            (self.instances < 1, "instances", f"must be >= 1, got {self.instances}"),
+            (self.generate_instances < 1, "generate_instances", f"must be >= 1, got {self.generate_instances}"),
+            (self.max_queue_delay_us < 0, "max_queue_delay_us", f"must be >= 0, got {self.max_queue_delay_us}"),
+            (self.max_queue_size < 0, "max_queue_size", f"must be >= 0 (0 = unbounded), got {self.max_queue_size}"),
+            (self.queue_timeout_us < 0, "queue_timeout_us", f"must be >= 0 (0 = no timeout), got {self.queue_timeout_us}"),
+        ]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PythonStepsSpec:
+    """The Python-backend steps (tokenizer, postprocess, the embedded target's fused step).
+
+    ``python_max_batch_size`` is the rows one ``execute()`` may gather from queued requests
+    (>= ``max_batch_size``, so whole requests merge); ``fuse_steps`` runs tokenizer + ONNX
+    Runtime + postprocess as one Python model on the embedded target (one stub crossing
+    instead of three).
+    """
+
+    python_instances: int = _field(1, "`instance_group` count of the Python steps")
+    python_max_batch_size: int = _field(0, "rows one `execute()` of a Python step may gather (0 = `max_batch_size`)")
+    python_max_queue_delay_us: int = _field(0, "the Python steps' batcher wait (0: take what is queued)")
+    fuse_steps: bool = _field(False, "embedded target: tokenizer + ONNX Runtime + postprocess in one Python model")
+
+    def rules(self, max_batch_size: int) -> list[Rule]:
+        return [
+            (self.python_instances < 1, "python_instances", f"must be >= 1, got {self.python_instances}"),
+            (
+                self.python_max_batch_size != 0 and self.python_max_batch_size < max_batch_size,
+                "python_max_batch_size",
+                f"must be 0 or >= max_batch_size ({max_batch_size}), got {self.python_max_batch_size}",
+            ),
+            (
+                self.python_max_queue_delay_us < 0,
+                "python_max_queue_delay_us",
+                f"must be >= 0, got {self.python_max_queue_delay_us}",
+            ),
+        ]
+
+
+@dataclass(frozen=True, kw_only=True)
+class GenerationSpec:
+    """Greedy generation of text2text deployments (T5)."""
+
+    max_new_tokens: int = _field(1, "tokens generated when a request does not say (text2text only)")
+    max_new_tokens_limit: int = _field(32, "the largest `max_new_tokens` a request may ask for")
+
+    def rules(self) -> list[Rule]:
+        return [
+            (
+                not 1 <= self.max_new_tokens <= self.max_new_tokens_limit,
+                "max_new_tokens",
+                f"must be in 1..max_new_tokens_limit ({self.max_new_tokens_limit}), got {self.max_new_tokens}",
+            )
+        ]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineSpec:
+    """What the model step is compiled to, per target (ONNX Runtime graphs, TensorRT engines)."""
+
+    precision: dict[Target, Precision] = _field(
+        lambda: dict(_DEFAULT_PRECISION),
+        "per target: embedded / cpu = fp32 or int8; gpu = fp32, fp16 or bf16 (a request for a TensorRT precision "
+        "plan, which keeps overflow-prone T5 layers in FP32 and falls back where a GPU lacks BF16)",
+    )
+    opt_batch_size: int | None = _field(
+        None, "TensorRT profile opt batch and the batcher's preferred size (default `max_batch_size`)"
+    )
+    workspace_mb: int = _field(2048, "TensorRT builder WORKSPACE memory pool (MiB)")
+
+    def rules(self, max_batch_size: int) -> list[Rule]:
+        return [
+            (
+                self.opt_batch_size is not None and not 1 <= self.opt_batch_size <= max_batch_size,
+                "opt_batch_size",
+                f"must be in 1..max_batch_size ({max_batch_size}), got {self.opt_batch_size}",
+            ),
+            (self.workspace_mb < 64, "workspace_mb", f"must be >= 64 MiB, got {self.workspace_mb}"),
+            *(
+                (
+                    precision not in SUPPORTED_PRECISIONS[target],
+                    f"precision.{target.value}",
+                    f"{precision.value} is not supported on the {target.value} target; "
+                    f"choose one of {[p.value for p in SUPPORTED_PRECISIONS[target]]}",
+                )
+                for target, precision in self.precision.items()
+            ),
+        ]
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateSpec:
+    """What a build checks before it writes anything: the export against PyTorch, and every faster
+    graph (TensorRT engine, INT8 ONNX) against the FP32 export on real sentences."""
+
+    tolerance: float = _field(1e-4, "max |ONNX - PyTorch| the export validation accepts")
+    engine_tolerance: dict[Precision, float] = _field(
+        lambda: dict(_DEFAULT_ENGINE_TOLERANCE), "per precision, max |engine - FP32 ONNX| the accuracy gate accepts"
+    )
+    min_agreement: float = _field(
+        0.99, "top-1 (classifier) / greedy-token (T5) agreement with FP32 a faster graph must keep"
+    )
+    max_prob_diff: float | None = _field(None, "optional bound on max |probability - FP32 probability|")
+    tie_margin: float = _field(
+        0.01,
+        "classifier gate: a top-1 change where FP32 rated the new class within this probability of its own best "
+        "counts as a tie, not a disagreement (strict agreement is reported beside it)",
+    )
+
+    def rules(self) -> list[Rule]:
+        return [
+            (
+                not 0 < self.tolerance < 1e-2,
+                "tolerance",
+                f"must be in (0, 1e-2): a larger one would switch the check off, got {self.tolerance}",
+            ),
+            (
+                not all(0 < t < 1 for t in self.engine_tolerance.values()),
+                "engine_tolerance",
+                f"every tolerance must be in (0, 1): a larger one would switch the check off, got "
+                f"{ {p.value: t for p, t in self.engine_tolerance.items()} }",
+            ),
+            (not 0.5 <= self.min_agreement <= 1, "min_agreement", f"must be in [0.5, 1], got {self.min_agreement}"),
+            (
+                not 0 <= self.tie_margin < 0.5,
+                "tie_margin",
+                f"must be in [0, 0.5): a wider margin would excuse confident disagreements, got {self.tie_margin}",
+            ),
+            (
+                self.max_prob_diff is not None and not 0 < self.max_prob_diff < 1,
+                "max_prob_diff",
+                f"must be in (0, 1): 1 or more would switch the gate off, got {self.max_prob_diff}",
+            ),
+        ]
+
+
+SECTIONS: dict[str, type] = {
+    "batching": BatchingSpec,
+    "python": PythonStepsSpec,
+    "generation": GenerationSpec,
+    "engine": EngineSpec,
+    "gate": GateSpec,
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,83 +265,35 @@ class ModelSpec:
     time, when the checkpoint is at hand). ``length_buckets`` are the sequence lengths a
     request may be padded to: on CPU compute is proportional to padded tokens, so buckets are
     fine-grained and each request is padded only to the smallest bucket that fits it.
-
-    ``max_queue_size``, ``queue_timeout_us`` and ``allow_timeout_override`` are the queue policy
-    of every step with a dynamic batcher: without a bound, overload shows up as latency that
-    grows without limit; with one, Triton refuses the excess at once (``Exceeds maximum queue
-    size`` / ``Request timeout expired``, HTTP 503, gRPC UNAVAILABLE) and clients can back off.
-    0 means "no limit" for both, as in Triton's ``ModelQueuePolicy``.
     """
 
-    name: str
-    checkpoint: str
-    task: Task
-    demo: str
-    labels: tuple[str, ...] = ()
-    max_batch_size: int = 32
-    length_buckets: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
-    max_input_length: int = 512
-    instances: int = 1
-    generate_instances: int = 1  # instances of the T5 BLS entry model (overlap whole execute() calls)
-    max_queue_delay_us: int = 2000
-    max_queue_size: int = 128
-    queue_timeout_us: int = 0
-    allow_timeout_override: bool = False
-    precision: dict[Target, Precision] = field(default_factory=lambda: dict(_DEFAULT_PRECISION))
-    max_new_tokens: int = 1
-    max_new_tokens_limit: int = 32
-    tolerance: float = 1e-4
-    opt_batch_size: int | None = None  # TensorRT profile opt / preferred batch; None = max_batch_size
-    workspace_mb: int = 2048  # TensorRT builder WORKSPACE memory pool
-    engine_tolerance: dict[Precision, float] = field(default_factory=lambda: dict(_DEFAULT_ENGINE_TOLERANCE))
-    min_agreement: float = 0.99  # top-1 (classifier) / token (T5) agreement a faster graph must keep
-    max_prob_diff: float | None = None  # optional gate: max |probability - FP32 probability| (None: reported only)
-    tie_margin: float = 0.01  # classifier gate: a top-1 change where FP32 rated both classes this close is a tie
-    # Python steps (tokenizer, postprocess, the embedded target's fused step): instances, the
-    # rows one execute() may gather from queued requests (>= max_batch_size, so whole requests
-    # merge), and the batcher's wait. fuse_steps: on the embedded target, tokenizer + ONNX
-    # Runtime + postprocess run as one Python model (one stub crossing instead of three).
-    python_instances: int = 1
-    python_max_batch_size: int = 0  # 0: max_batch_size
-    python_max_queue_delay_us: int = 0
-    fuse_steps: bool = False
+    name: str = field(metadata={"doc": "Triton model name of the deployment (the ensemble / BLS entry point)"})
+    checkpoint: str = field(metadata={"doc": "Hugging Face hub name or local path, read with `from_pretrained()`"})
+    task: Task = field(metadata={"doc": "`text-classification` or `text2text-generation` (HF pipeline names)"})
+    demo: str | None = _field(
+        None, "architecture of the local demo checkpoint `tritonize build --demo` builds in place of `checkpoint`"
+    )
+    labels: tuple[str, ...] = _field((), "class names (T5: the words it answers with); empty = the checkpoint's id2label")
+    length_buckets: tuple[int, ...] = _field(
+        (16, 32, 64, 128, 256, 512), "sequence lengths a request is padded to (the smallest that fits)"
+    )
+    max_input_length: int = _field(512, "longer inputs are truncated, never rejected")
+    batching: BatchingSpec = field(default_factory=BatchingSpec)
+    python: PythonStepsSpec = field(default_factory=PythonStepsSpec)
+    generation: GenerationSpec = field(default_factory=GenerationSpec)
+    engine: EngineSpec = field(default_factory=EngineSpec)
+    gate: GateSpec = field(default_factory=GateSpec)
     source: str = "<spec>"
 
     def __post_init__(self) -> None:
-        for name, problem in self._problems():
-            raise SpecError(self.source, "name" if name == "name" else f"{self.name}.{name}", problem)
+        _first_broken(self._rules(), self.source, f"{self.name}." if self.name else "")
 
-    def _problems(self) -> list[tuple[str, str]]:
-        """(field, problem) for every broken rule; the first one is raised."""
+    def _rules(self) -> list[Rule]:
         buckets = list(self.length_buckets)
-        rules = [
-            (
-                not self.name or not self.name.replace("_", "").replace("-", "").isalnum(),
-                "name",
-                f"must be a non-empty identifier of letters, digits, '_' or '-', got {self.name!r}",
-            ),
+        name_ok = bool(self.name) and self.name.replace("_", "").replace("-", "").isalnum()
+        return [
+            (not name_ok, "name", f"must be a non-empty identifier of letters, digits, '_' or '-', got {self.name!r}"),
             (not self.checkpoint, "checkpoint", "must name a hub checkpoint or a local path"),
-            (
-                self.max_batch_size < 1,
-                "max_batch_size",
-                f"must be >= 1 (dynamic batching needs a batch dimension), got {self.max_batch_size}",
-            ),
-            (self.instances < 1, "instances", f"must be >= 1, got {self.instances}"),
-            (self.generate_instances < 1, "generate_instances", f"must be >= 1, got {self.generate_instances}"),
-            (self.python_instances < 1, "python_instances", f"must be >= 1, got {self.python_instances}"),
-            (
-                self.python_max_batch_size != 0 and self.python_max_batch_size < self.max_batch_size,
-                "python_max_batch_size",
-                f"must be 0 or >= max_batch_size ({self.max_batch_size}), got {self.python_max_batch_size}",
-            ),
-            (
-                self.python_max_queue_delay_us < 0,
-                "python_max_queue_delay_us",
-                f"must be >= 0, got {self.python_max_queue_delay_us}",
-            ),
-            (self.max_queue_delay_us < 0, "max_queue_delay_us", f"must be >= 0, got {self.max_queue_delay_us}"),
-            (self.max_queue_size < 0, "max_queue_size", f"must be >= 0 (0 = unbounded), got {self.max_queue_size}"),
-            (self.queue_timeout_us < 0, "queue_timeout_us", f"must be >= 0 (0 = no timeout), got {self.queue_timeout_us}"),
             (self.max_input_length < 2, "max_input_length", f"must be >= 2, got {self.max_input_length}"),
             (
                 not buckets or buckets[0] < 1 or buckets != sorted(set(buckets)),
@@ -158,59 +310,17 @@ class ModelSpec:
                 "labels",
                 f"must be distinct non-empty names, got {list(self.labels)}",
             ),
-            (
-                not 1 <= self.max_new_tokens <= self.max_new_tokens_limit,
-                "max_new_tokens",
-                f"must be in 1..max_new_tokens_limit ({self.max_new_tokens_limit}), got {self.max_new_tokens}",
-            ),
-            (
-                not 0 < self.tolerance < 1e-2,
-                "tolerance",
-                f"must be in (0, 1e-2): a larger one would switch the check off, got {self.tolerance}",
-            ),
-            (
-                self.opt_batch_size is not None and not 1 <= self.opt_batch_size <= self.max_batch_size,
-                "opt_batch_size",
-                f"must be in 1..max_batch_size ({self.max_batch_size}), got {self.opt_batch_size}",
-            ),
-            (self.workspace_mb < 64, "workspace_mb", f"must be >= 64 MiB, got {self.workspace_mb}"),
-            (
-                not all(0 < t < 1 for t in self.engine_tolerance.values()),
-                "engine_tolerance",
-                f"every tolerance must be in (0, 1): a larger one would switch the check off, got "
-                f"{ {p.value: t for p, t in self.engine_tolerance.items()} }",
-            ),
-            (
-                not 0.5 <= self.min_agreement <= 1,
-                "min_agreement",
-                f"must be in [0.5, 1], got {self.min_agreement}",
-            ),
-            (
-                not 0 <= self.tie_margin < 0.5,
-                "tie_margin",
-                f"must be in [0, 0.5): a wider margin would excuse confident disagreements, got {self.tie_margin}",
-            ),
-            (
-                self.max_prob_diff is not None and not 0 < self.max_prob_diff < 1,
-                "max_prob_diff",
-                f"must be in (0, 1): 1 or more would switch the gate off, got {self.max_prob_diff}",
-            ),
-            *(
-                (
-                    precision not in SUPPORTED_PRECISIONS[target],
-                    f"precision.{target.value}",
-                    f"{precision.value} is not supported on the {target.value} target; "
-                    f"choose one of {[p.value for p in SUPPORTED_PRECISIONS[target]]}",
-                )
-                for target, precision in self.precision.items()
-            ),
+            *self.batching.rules(),
+            *self.python.rules(self.batching.max_batch_size),
+            *self.generation.rules(),
+            *self.engine.rules(self.batching.max_batch_size),
+            *self.gate.rules(),
         ]
-        return [(name, problem) for broken, name, problem in rules if broken]
 
     @property
     def python_batch(self) -> int:
         """Rows one execute() of a Python step may gather (``python_max_batch_size`` or max_batch_size)."""
-        return self.python_max_batch_size or self.max_batch_size
+        return self.python.python_max_batch_size or self.batching.max_batch_size
 
     @property
     def is_generative(self) -> bool:
@@ -227,32 +337,75 @@ class ModelSpec:
     @property
     def profile_opt_batch(self) -> int:
         """The batch size TensorRT tunes for and the dynamic batcher prefers."""
-        return self.opt_batch_size or self.max_batch_size
+        return self.engine.opt_batch_size or self.batching.max_batch_size
+
+    def replace(self, **values: Any) -> ModelSpec:
+        """A copy with spec fields changed by their TOML names (``max_batch_size=4``), each routed to
+        its section; the copy is checked like a loaded spec. Raises SpecError for an unknown name."""
+        top, sections = _route(values, self.source, self.name)
+        changed = {s: dataclasses.replace(getattr(self, s), **kw) for s, kw in sections.items()}
+        return dataclasses.replace(self, **top, **changed)
+
+    def __getattr__(self, name: str) -> Any:
+        """Flat attribute names (``model.max_batch_size``) from before the sections, with a warning."""
+        section = _FIELD_SECTION.get(name)
+        if section is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        warnings.warn(
+            f"ModelSpec.{name} is deprecated: use ModelSpec.{section}.{name}", DeprecationWarning, stacklevel=2
+        )
+        return getattr(getattr(self, section), name)
 
 
+_TOP_FIELDS = {f.name for f in dataclasses.fields(ModelSpec) if f.name not in SECTIONS and f.name != "source"}
+_FIELD_SECTION = {f.name: section for section, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
+MODEL_KEYS = sorted(_TOP_FIELDS | set(_FIELD_SECTION))  # every key a [[model]] table may hold
+
+
+def _route(values: dict[str, Any], source: str, label: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Flat spec keys -> (top-level fields, {section: fields}). Raises SpecError for an unknown key."""
+    top: dict[str, Any] = {}
+    sections: dict[str, dict[str, Any]] = {}
+    for key, value in values.items():
+        if key in _TOP_FIELDS:
+            top[key] = value
+        elif key in _FIELD_SECTION:
+            sections.setdefault(_FIELD_SECTION[key], {})[key] = value
+        else:
+            raise SpecError(source, f"{label}.{key}", f"unknown field; known fields: {MODEL_KEYS}")
+    return top, sections
+
+
+def model_spec(**values: Any) -> ModelSpec:
+    """A :class:`ModelSpec` from flat spec keys, as a ``[[model]]`` table holds them (typed values)."""
+    source = values.pop("source", "<spec>")
+    top, sections = _route(values, source, values.get("name", "model"))
+    built = {name: SECTIONS[name](**kw) for name, kw in sections.items()}
+    return ModelSpec(**top, **built, source=source)
+
+
+# --- the servers ----------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class ServerSpec:
-    """The ``[server]`` table: what one Triton server of a deployment gets (compose and Kubernetes).
+    """The ``[server]`` table: what one Triton server of a GPU/CPU deployment gets (compose and Kubernetes).
 
     Optional: every field has a default. Ports are Triton's own defaults; ``shm_size_mib`` sizes
     ``/dev/shm``, where the Python backend passes every tensor between the server and its stub
-    processes, T5 KV caches included (Docker's default /dev/shm is 64 MiB). ``replicas`` /
-    ``max_replicas`` bound the Kubernetes autoscaler, which adds servers when the average queue
-    time per request goes over ``queue_time_target_us``.
+    processes, T5 KV caches included (Docker's default /dev/shm is 64 MiB).
     """
 
-    gpus: int = 1
-    http_port: int = HTTP_PORT
-    grpc_port: int = GRPC_PORT
-    metrics_port: int = METRICS_PORT
-    shm_size_mib: int = 1024
-    replicas: int = 1
-    max_replicas: int = 4
-    queue_time_target_us: int = 20000
-    cpus: float = 4.0
-    memory_gib: int = 16
-    storage_gib: int = 20
-    monitoring_namespace: str = "monitoring"
+    gpus: int = _field(1, "GPUs per server (compose device reservation, Kubernetes `nvidia.com/gpu` limit)")
+    http_port: int = _field(HTTP_PORT, "Triton's HTTP port")
+    grpc_port: int = _field(GRPC_PORT, "Triton's gRPC port")
+    metrics_port: int = _field(METRICS_PORT, "Triton's Prometheus metrics port")
+    shm_size_mib: int = _field(1024, "/dev/shm of a server: the Python backend moves every tensor through it")
+    cpus: float = _field(4.0, "CPUs requested for one server")
+    memory_gib: int = _field(16, "memory requested for one server (its /dev/shm is added to the limit)")
+    queue_time_target_us: int = _field(
+        20000,
+        "the servers' queue-time budget: the autoscaler adds servers and an alert fires above this average queue "
+        "time per request (must exceed every `max_queue_delay_us`)",
+    )
     source: str = "<spec>"
 
     def __post_init__(self) -> None:
@@ -265,34 +418,46 @@ class ServerSpec:
                 f"http/grpc/metrics ports must be three distinct ports in 1..65535, got {list(ports)}",
             ),
             (self.shm_size_mib < 64, "shm_size_mib", f"must be >= 64 MiB, got {self.shm_size_mib}"),
-            (self.replicas < 1, "replicas", f"must be >= 1, got {self.replicas}"),
-            (
-                self.max_replicas < self.replicas,
-                "max_replicas",
-                f"must be >= replicas ({self.replicas}), got {self.max_replicas}",
-            ),
             (self.queue_time_target_us < 1, "queue_time_target_us", f"must be >= 1, got {self.queue_time_target_us}"),
             (self.cpus <= 0, "cpus", f"must be > 0, got {self.cpus}"),
             (self.memory_gib < 1, "memory_gib", f"must be >= 1, got {self.memory_gib}"),
+        ]
+        _first_broken(rules, self.source, "server.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class KubernetesSpec:
+    """The ``[kubernetes]`` table: how many servers run and what the cluster gives them."""
+
+    replicas: int = _field(1, "servers the Deployment starts with")
+    max_replicas: int = _field(4, "the autoscaler's upper bound")
+    storage_gib: int = _field(20, "the model repository volume")
+    monitoring_namespace: str = _field("monitoring", "the only namespace allowed to scrape the metrics port")
+    source: str = "<spec>"
+
+    def __post_init__(self) -> None:
+        namespace = self.monitoring_namespace
+        rules = [
+            (self.replicas < 1, "replicas", f"must be >= 1, got {self.replicas}"),
+            (self.max_replicas < self.replicas, "max_replicas", f"must be >= replicas ({self.replicas}), got {self.max_replicas}"),
             (self.storage_gib < 1, "storage_gib", f"must be >= 1, got {self.storage_gib}"),
             (
-                not self.monitoring_namespace.replace("-", "").isalnum() or self.monitoring_namespace != self.monitoring_namespace.lower(),
+                not namespace.replace("-", "").isalnum() or namespace != namespace.lower(),
                 "monitoring_namespace",
-                f"must be a Kubernetes namespace name (lower-case letters, digits, '-'), got {self.monitoring_namespace!r}",
+                f"must be a Kubernetes namespace name (lower-case letters, digits, '-'), got {namespace!r}",
             ),
         ]
-        for broken, name, problem in rules:
-            if broken:
-                raise SpecError(self.source, f"server.{name}", problem)
+        _first_broken(rules, self.source, "kubernetes.")
 
 
 @dataclass(frozen=True, kw_only=True)
 class Spec:
-    """All deployments of one spec file."""
+    """All deployments of one spec file, and the servers that run them."""
 
     models: tuple[ModelSpec, ...]
     source: str = "<spec>"
     server: ServerSpec = field(default_factory=ServerSpec)
+    kubernetes: KubernetesSpec = field(default_factory=KubernetesSpec)
 
     def __post_init__(self) -> None:
         names = [m.name for m in self.models]
@@ -303,7 +468,7 @@ class Spec:
 
     def _check_server(self) -> None:
         """The batcher's own delay counts as queue time: a target below it would scale out an idle cluster."""
-        delays = [m.max_queue_delay_us for m in self.models]
+        delays = [m.batching.max_queue_delay_us for m in self.models]
         if delays and self.server.queue_time_target_us <= max(delays):
             raise SpecError(
                 self.source,
@@ -324,75 +489,13 @@ class Spec:
         return dataclasses.replace(self, models=tuple(self.get(n) for n in names))
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(ModelSpec)}
-_TUPLE_FIELDS = {"labels": str, "length_buckets": int}
-_SCALAR_TYPES: dict[str, type | tuple[type, ...]] = {
-    "name": str,
-    "checkpoint": str,
-    "demo": str,
-    "max_batch_size": int,
-    "max_input_length": int,
-    "instances": int,
-    "generate_instances": int,
-    "max_queue_delay_us": int,
-    "max_queue_size": int,
-    "queue_timeout_us": int,
-    "max_new_tokens": int,
-    "max_new_tokens_limit": int,
-    "tolerance": (int, float),
-    "opt_batch_size": int,
-    "workspace_mb": int,
-    "min_agreement": (int, float),
-    "max_prob_diff": (int, float),
-    "tie_margin": (int, float),
-    "python_instances": int,
-    "python_max_batch_size": int,
-    "python_max_queue_delay_us": int,
-    "fuse_steps": bool,
-    "allow_timeout_override": bool,
-}
-_FLOAT_FIELDS = ("tolerance", "min_agreement", "max_prob_diff", "tie_margin")
-
-
+# --- parsing --------------------------------------------------------------------------------
 def _parse_enum(enum_type: type[enum.Enum], value: Any, source: str, field_name: str) -> Any:
     try:
         return enum_type(value)
     except ValueError:
         allowed = [e.value for e in enum_type]
         raise SpecError(source, field_name, f"must be one of {allowed}, got {value!r}") from None
-
-
-def _parse_model(raw: dict[str, Any], source: str, index: int) -> ModelSpec:
-    label = raw.get("name", f"model[{index}]")
-    unknown = sorted(k for k in raw if k not in _FIELDS or k == "source")
-    if unknown:
-        raise SpecError(source, f"{label}.{unknown[0]}", f"unknown field; known fields: {sorted(set(_FIELDS) - {'source'})}")
-    for required in ("name", "checkpoint", "task", "demo"):
-        if required not in raw:
-            raise SpecError(source, f"{label}.{required}", "is required")
-    kwargs: dict[str, Any] = {"source": source}
-    for key, value in raw.items():
-        kwargs[key] = _parse_value(key, value, source, f"{label}.{key}")
-    return ModelSpec(**kwargs)
-
-
-def _parse_value(key: str, value: Any, source: str, where: str) -> Any:
-    """One field's TOML value as ModelSpec takes it. Raises SpecError naming the field."""
-    if key == "task":
-        return _parse_enum(Task, value, source, where)
-    if key in _TABLE_FIELDS:
-        return _TABLE_FIELDS[key](value, source, where)
-    if key in _TUPLE_FIELDS:
-        item_type = _TUPLE_FIELDS[key]
-        if not isinstance(value, list) or not all(isinstance(v, item_type) and not isinstance(v, bool) for v in value):
-            raise SpecError(source, where, f"must be a list of {item_type.__name__}, got {value!r}")
-        return tuple(value)
-    expected = _SCALAR_TYPES[key]
-    if expected is bool and not isinstance(value, bool):
-        raise SpecError(source, where, f"must be true or false, got {value!r}")
-    if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
-        raise SpecError(source, where, f"must be of type {getattr(expected, '__name__', 'number')}, got {value!r}")
-    return float(value) if key in _FLOAT_FIELDS else value
 
 
 def _parse_precision(value: Any, source: str, where: str) -> dict[Target, Precision]:
@@ -421,7 +524,92 @@ def _parse_engine_tolerance(value: Any, source: str, where: str) -> dict[Precisi
     return tolerances
 
 
-_TABLE_FIELDS = {"precision": _parse_precision, "engine_tolerance": _parse_engine_tolerance}
+_TABLE_PARSERS = {"precision": _parse_precision, "engine_tolerance": _parse_engine_tolerance}
+REQUIRED_KEYS = ("name", "checkpoint", "task")  # of a [[model]] table
+
+
+def _model_field(key: str) -> dataclasses.Field:
+    cls = SECTIONS[_FIELD_SECTION[key]] if key in _FIELD_SECTION else ModelSpec
+    return next(f for f in dataclasses.fields(cls) if f.name == key)
+
+
+def _parse_scalar(key: str, value: Any, source: str, where: str) -> Any:
+    """A plain TOML value checked against the field's declared type (``int``, ``float``, ``bool``, ``str``)."""
+    declared = str(_model_field(key).type)
+    if "bool" in declared:
+        if not isinstance(value, bool):
+            raise SpecError(source, where, f"must be true or false, got {value!r}")
+        return value
+    if "float" in declared:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise SpecError(source, where, f"must be of type number, got {value!r}")
+        return float(value)
+    expected = int if "int" in declared else str
+    if not isinstance(value, expected) or isinstance(value, bool):
+        raise SpecError(source, where, f"must be of type {expected.__name__}, got {value!r}")
+    return value
+
+
+def _parse_value(key: str, value: Any, source: str, where: str) -> Any:
+    """One field's TOML value as the spec takes it. Raises SpecError naming the field."""
+    if key == "task":
+        return _parse_enum(Task, value, source, where)
+    if key in _TABLE_PARSERS:
+        return _TABLE_PARSERS[key](value, source, where)
+    if key in ("labels", "length_buckets"):
+        item_type = str if key == "labels" else int
+        if not isinstance(value, list) or not all(isinstance(v, item_type) and not isinstance(v, bool) for v in value):
+            raise SpecError(source, where, f"must be a list of {item_type.__name__}, got {value!r}")
+        return tuple(value)
+    return _parse_scalar(key, value, source, where)
+
+
+def _parse_model(raw: dict[str, Any], source: str, index: int) -> ModelSpec:
+    label = raw.get("name", f"model[{index}]")
+    unknown = sorted(k for k in raw if k not in MODEL_KEYS)
+    if unknown:
+        raise SpecError(source, f"{label}.{unknown[0]}", f"unknown field; known fields: {MODEL_KEYS}")
+    for required in REQUIRED_KEYS:
+        if required not in raw:
+            raise SpecError(source, f"{label}.{required}", "is required")
+    values = {key: _parse_value(key, value, source, f"{label}.{key}") for key, value in raw.items()}
+    return model_spec(**values, source=source)
+
+
+def _parse_table(cls: type, raw: Any, source: str, table: str) -> Any:
+    """An optional ``[server]`` / ``[kubernetes]`` table: unknown keys and wrong types are errors."""
+    if not isinstance(raw, dict):
+        raise SpecError(source, table, f"must be a table: [{table}]")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    kwargs: dict[str, Any] = {"source": source}
+    for key, value in raw.items():
+        if key not in fields:
+            raise SpecError(source, f"{table}.{key}", f"unknown field; known fields: {sorted(fields)}")
+        number = "float" in str(fields[key].type)
+        expected = (int, float) if number else type(fields[key].default)
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise SpecError(source, f"{table}.{key}", f"must be of type {getattr(expected, '__name__', 'number')}, got {value!r}")
+        kwargs[key] = float(value) if number else value
+    return cls(**kwargs)
+
+
+_KUBERNETES_KEYS = {f.name for f in dataclasses.fields(KubernetesSpec)} - {"source"}
+
+
+def _server_tables(data: dict[str, Any], source: str) -> tuple[ServerSpec, KubernetesSpec]:
+    """``[server]`` and ``[kubernetes]``; Kubernetes keys still found in ``[server]`` move, with a warning."""
+    server = dict(data.get("server", {}) or {}) if isinstance(data.get("server", {}), dict) else data.get("server")
+    kubernetes = data.get("kubernetes", {})
+    if isinstance(server, dict) and isinstance(kubernetes, dict):
+        moved = sorted(k for k in server if k in _KUBERNETES_KEYS)
+        if moved:
+            warnings.warn(
+                f"{source}: [server] {', '.join(moved)} moved to the [kubernetes] table; the old place is deprecated",
+                FutureWarning,
+                stacklevel=3,
+            )
+            kubernetes = {**{k: server.pop(k) for k in moved}, **kubernetes}
+    return _parse_table(ServerSpec, server, source, "server"), _parse_table(KubernetesSpec, kubernetes, source, "kubernetes")
 
 
 def parse_spec(text: str, source: str = "<spec>") -> Spec:
@@ -433,32 +621,16 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
     models = data.get("model")
     if not isinstance(models, list) or not models:
         raise SpecError(source, "model", "needs at least one [[model]] table")
-    extra = sorted(set(data) - {"model", "server"})
+    extra = sorted(set(data) - {"model", "server", "kubernetes"})
     if extra:
-        raise SpecError(source, extra[0], "unknown top-level key; only [[model]] tables and a [server] table are allowed")
+        raise SpecError(source, extra[0], "unknown top-level key; only [[model]] tables, [server] and [kubernetes] are allowed")
+    server, kubernetes = _server_tables(data, source)
     return Spec(
         models=tuple(_parse_model(raw, source, i) for i, raw in enumerate(models)),
         source=source,
-        server=_parse_server(data.get("server", {}), source),
+        server=server,
+        kubernetes=kubernetes,
     )
-
-
-_SERVER_FIELDS = {f.name: f for f in dataclasses.fields(ServerSpec) if f.name != "source"}
-
-
-def _parse_server(raw: Any, source: str) -> ServerSpec:
-    """The optional ``[server]`` table; same conventions as a model table (unknown keys and wrong types are errors)."""
-    if not isinstance(raw, dict):
-        raise SpecError(source, "server", "must be a table: [server]")
-    kwargs: dict[str, Any] = {"source": source}
-    for key, value in raw.items():
-        if key not in _SERVER_FIELDS:
-            raise SpecError(source, f"server.{key}", f"unknown field; known fields: {sorted(_SERVER_FIELDS)}")
-        expected = (int, float) if key == "cpus" else type(_SERVER_FIELDS[key].default)
-        if not isinstance(value, expected) or isinstance(value, bool):
-            raise SpecError(source, f"server.{key}", f"must be of type {getattr(expected, '__name__', 'number')}, got {value!r}")
-        kwargs[key] = float(value) if key == "cpus" else value
-    return ServerSpec(**kwargs)
 
 
 def load_spec(path: str | Path | None = None) -> Spec:

@@ -336,7 +336,7 @@ def _int8(spec: Any) -> Any:
     """``spec`` with its deployments built in INT8 for the embedded target (dynamic quantization)."""
     from tritonize.spec import Precision, Target
 
-    models = tuple(replace(m, precision={**m.precision, Target.EMBEDDED: Precision.INT8}) for m in spec.models)
+    models = tuple(m.replace(precision={**m.engine.precision, Target.EMBEDDED: Precision.INT8}) for m in spec.models)
     return replace(spec, models=models)
 
 

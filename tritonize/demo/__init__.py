@@ -157,6 +157,10 @@ def make_demo_checkpoint(model: ModelSpec, size: str, out_dir: Path, train_data:
         DemoError: ``size`` is not one of :data:`SIZES`.
         CorpusError: ``train_data`` is unreadable or malformed.
     """
+    if model.demo is None:
+        raise SpecError(
+            model.source, f"{model.name}.demo", f"names no demo architecture to build with --demo; set one of {list(DEMOS)}"
+        )
     if model.demo not in DEMOS:
         raise SpecError(model.source, f"{model.name}.demo", f"must be one of {list(DEMOS)}, got {model.demo!r}")
     if size not in SIZES:

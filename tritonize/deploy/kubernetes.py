@@ -31,7 +31,7 @@ from tritonize.deploy.release import Release
 from tritonize.deploy.server_command import triton_command
 from tritonize.errors import DeployError
 from tritonize.repository.layout import REPORT_FILE
-from tritonize.spec import ServerSpec, Spec, Target
+from tritonize.spec import KubernetesSpec, ServerSpec, Spec, Target
 
 TARGETS = (Target.GPU, Target.CPU)
 APP = "tritonize"
@@ -78,7 +78,7 @@ def _gpu_tolerations(target: Target) -> dict[str, Any]:
     return {"tolerations": [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]}
 
 
-def models_claim(server: ServerSpec) -> dict[str, Any]:
+def models_claim(cluster: KubernetesSpec) -> dict[str, Any]:
     """ReadWriteMany: one Job writes it, servers on several nodes read it (RWO works on a single node)."""
     return {
         "apiVersion": "v1",
@@ -86,7 +86,7 @@ def models_claim(server: ServerSpec) -> dict[str, Any]:
         "metadata": _meta(MODELS_CLAIM, "model-repository"),
         "spec": {
             "accessModes": ["ReadWriteMany"],
-            "resources": {"requests": {"storage": f"{server.storage_gib}Gi"}},
+            "resources": {"requests": {"storage": f"{cluster.storage_gib}Gi"}},
         },
     }
 
@@ -265,9 +265,9 @@ def disruption_budget() -> dict[str, Any]:
     }
 
 
-def network_policy(server: ServerSpec) -> dict[str, Any]:
+def network_policy(server: ServerSpec, cluster: KubernetesSpec) -> dict[str, Any]:
     """Inference ports open to any client the cluster routes here; the metrics port only to the monitoring namespace."""
-    monitoring = {"namespaceSelector": {"matchLabels": {SCRAPER_LABEL: server.monitoring_namespace}}}
+    monitoring = {"namespaceSelector": {"matchLabels": {SCRAPER_LABEL: cluster.monitoring_namespace}}}
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -324,17 +324,18 @@ def manifests(
     if target not in TARGETS:
         raise DeployError(f"Kubernetes deploys the {[t.value for t in TARGETS]} targets, not {target.value!r}")
     server = spec.server
-    count = server.replicas if replicas is None else replicas
+    cluster = spec.kubernetes
+    count = cluster.replicas if replicas is None else replicas
     if count < 1:
         raise DeployError(f"--replicas must be >= 1, got {count}")
     return {
-        "pvc.yaml": models_claim(server),
+        "pvc.yaml": models_claim(cluster),
         "job-build.yaml": build_job(server, release, target, registry),
         "deployment.yaml": triton_deployment(server, release, target, count, registry),
         "service.yaml": triton_service(server),
-        "hpa.yaml": autoscaler(server, count, max(server.max_replicas, count)),
+        "hpa.yaml": autoscaler(server, count, max(cluster.max_replicas, count)),
         "pdb.yaml": disruption_budget(),
-        "networkpolicy.yaml": network_policy(server),
+        "networkpolicy.yaml": network_policy(server, cluster),
     }
 
 
@@ -358,7 +359,7 @@ def write_manifests(
     ]
     adapter_note = (
         "prometheus-adapter Helm values\n(helm upgrade --install prometheus-adapter prometheus-community/prometheus-adapter"
-        f" -n {spec.server.monitoring_namespace} -f {ADAPTER_FILE}).\n"
+        f" -n {spec.kubernetes.monitoring_namespace} -f {ADAPTER_FILE}).\n"
         f"The HPA in hpa.yaml reads {QUEUE_METRIC} through the custom metrics API."
     )
     written.append(yaml_io.write(out / ADAPTER_FILE, yaml_io.dump(adapter_values(), _header(target, release, adapter_note))))

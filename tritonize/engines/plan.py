@@ -73,6 +73,6 @@ def engine_plan(
         component=graph.component,
         family=family,
         profiles=graph_profiles(graph, ranges),
-        precision=precision_plan(family, graph.component, model.precision[Target.GPU]),
-        workspace_mb=model.workspace_mb,
+        precision=precision_plan(family, graph.component, model.engine.precision[Target.GPU]),
+        workspace_mb=model.engine.workspace_mb,
     )

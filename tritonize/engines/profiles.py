@@ -91,13 +91,13 @@ def axis_ranges(model: ModelSpec, opt_sequence: int, label_length: int = 1) -> d
     top = model.bucket_for(model.max_input_length)
     sequence = AxisRange(model.length_buckets[0], min(max(opt_sequence, model.length_buckets[0]), top), top)
     label_length = max(1, label_length)
-    past_max = model.max_new_tokens_limit + label_length
+    past_max = model.generation.max_new_tokens_limit + label_length
     return {
-        BATCH: AxisRange(1, model.profile_opt_batch, model.max_batch_size),
+        BATCH: AxisRange(1, model.profile_opt_batch, model.batching.max_batch_size),
         SEQUENCE: sequence,
         ENCODER_SEQUENCE: sequence,
         DECODER_SEQUENCE: AxisRange(1, 1, label_length),
-        PAST_DECODER_SEQUENCE: AxisRange(1, min(max(1, model.max_new_tokens - 1), past_max), past_max),
+        PAST_DECODER_SEQUENCE: AxisRange(1, min(max(1, model.generation.max_new_tokens - 1), past_max), past_max),
     }
 
 

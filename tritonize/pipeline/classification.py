@@ -42,7 +42,7 @@ def build_classification(model: ModelSpec, checkpoint: str, ws: Workspace) -> De
     log.info("%s: exporting %s to ONNX", model.name, checkpoint)
     graph = export_classifier(checkpoint, onnx_path)
     log.info("%s: validating ONNX against PyTorch", model.name)
-    validation = validate_classifier(checkpoint, onnx_path, texts, model.tolerance, name=model.name)
+    validation = validate_classifier(checkpoint, onnx_path, texts, model.gate.tolerance, name=model.name)
     step = layout.StepNames(model.name).model
     plans = plan_classification(model, checkpoint, texts) if options.target is Target.GPU else {}
     context = ws.compile_context(model, plans)
@@ -73,7 +73,7 @@ def _gate(
 
     log.info("%s: accuracy gate of the compiled model step against the FP32 ONNX", model.name)
     return validate_classifier_step(
-        f"{model.name} ({model.precision[target].value})",
+        f"{model.name} ({model.engine.precision[target].value})",
         ort_step(onnx_path),
         compiled.candidate_steps()["model"],
         token_batches(tokenizer_json, model, pad_id, texts),

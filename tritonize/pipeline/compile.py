@@ -70,12 +70,12 @@ class Compiled:
     def gate(self, model: ModelSpec) -> Gate:
         """The accuracy gate: agreement always; for engines also the output tolerance of the
         loosest precision built (INT8 logits are gated through agreement and probabilities)."""
-        tolerance = max((model.engine_tolerance[p.precision.precision] for p in self.plans.values()), default=None)
+        tolerance = max((model.gate.engine_tolerance[p.precision.precision] for p in self.plans.values()), default=None)
         return Gate(
-            min_agreement=model.min_agreement,
+            min_agreement=model.gate.min_agreement,
             tolerance=tolerance,
-            max_prob_diff=model.max_prob_diff,
-            tie_margin=model.tie_margin,
+            max_prob_diff=model.gate.max_prob_diff,
+            tie_margin=model.gate.tie_margin,
         )
 
     def candidate_steps(self) -> dict[str, Step]:
@@ -92,7 +92,7 @@ def compile_graphs(context: CompileContext, exported: dict[str, Exported]) -> Co
 
     Raises EngineBuildError: a precision the target cannot compile, or a failed engine build.
     """
-    precision = context.model.precision[context.target]
+    precision = context.model.engine.precision[context.target]
     if context.target is Target.GPU:
         return _compile_engines(context, exported)
     if precision is Precision.INT8:

@@ -40,7 +40,7 @@ def build_text2text(model: ModelSpec, checkpoint: str, ws: Workspace) -> Deploym
     texts = validation_texts(options, model)
     tokenizer_json, pad_id = save_tokenizer_json(checkpoint, ws.workdir / "tokenizer")
     exported = export_t5(checkpoint, ws.workdir / "onnx")
-    validation = validate_t5(checkpoint, exported, texts, model.tolerance, name=model.name)
+    validation = validate_t5(checkpoint, exported, texts, model.gate.tolerance, name=model.name)
     parameters = {
         "pad_token_id": str(pad_id),
         "eos_token_id": str(exported.eos_token_id),
@@ -84,12 +84,12 @@ def _gate(
     decoding = {k: int(v) for k, v in parameters.items()}
     tokenizer = load_tokenizer(str(tokenizer_json.parent), model.max_input_length)
     return validate_t5_steps(
-        f"{model.name} ({model.precision[target].value})",
+        f"{model.name} ({model.engine.precision[target].value})",
         {c: ort_step(path) for c, path in onnx.items()},
         compiled.candidate_steps(),
         token_batches(tokenizer_json, model, decoding["pad_token_id"], texts),
         decoding,
         label_token_ids(tokenizer, model.labels) if model.labels else [],
-        max(model.max_new_tokens, GATE_NEW_TOKENS),
+        max(model.generation.max_new_tokens, GATE_NEW_TOKENS),
         compiled.gate(model),
     )

@@ -45,7 +45,7 @@ def classification_configs(
     ensemble = TritonModelConfig(
         name=model.name,
         platform="ensemble",
-        max_batch_size=model.max_batch_size,
+        max_batch_size=model.batching.max_batch_size,
         inputs=(steps.TEXT_INPUT,),
         outputs=steps.classification_outputs(num_labels, label_filename=layout.LABELS_FILE),
         ensemble_steps=tuple(EnsembleStep(model_name=c.name, input_map=i, output_map=o) for c, i, o in chain),
@@ -58,7 +58,7 @@ def classification_configs(
 def is_fused(model: ModelSpec, target: Target) -> bool:
     """Only the embedded target fuses (one Python model: tokenizer + ONNX Runtime + postprocess,
     one stub crossing instead of three); cpu and gpu keep their separate engine step."""
-    return model.fuse_steps and target is Target.EMBEDDED
+    return model.python.fuse_steps and target is Target.EMBEDDED
 
 
 def _write_fused(repository: Path, model: ModelSpec, artifacts: ClassificationArtifacts) -> None:

@@ -32,8 +32,8 @@ def batcher(model: ModelSpec, enabled: bool, target: Target = Target.EMBEDDED) -
     """
     if not enabled:
         return None
-    preferred = tuple(sorted({model.profile_opt_batch, model.max_batch_size})) if target is Target.GPU else ()
-    return DynamicBatching(max_queue_delay_microseconds=model.max_queue_delay_us, preferred_batch_size=preferred)
+    preferred = tuple(sorted({model.profile_opt_batch, model.batching.max_batch_size})) if target is Target.GPU else ()
+    return DynamicBatching(max_queue_delay_microseconds=model.batching.max_queue_delay_us, preferred_batch_size=preferred)
 
 
 def python_batcher(enabled: bool, delay_us: int = 0) -> DynamicBatching | None:
@@ -54,9 +54,9 @@ def with_queue_policy(model: ModelSpec, configs: list[TritonModelConfig]) -> lis
     default scheduler, which has no queue policy.
     """
     policy = QueuePolicy(
-        max_queue_size=model.max_queue_size,
-        default_timeout_microseconds=model.queue_timeout_us,
-        allow_timeout_override=model.allow_timeout_override,
+        max_queue_size=model.batching.max_queue_size,
+        default_timeout_microseconds=model.batching.queue_timeout_us,
+        allow_timeout_override=model.batching.allow_timeout_override,
     )
     return [
         dataclasses.replace(c, dynamic_batching=dataclasses.replace(c.dynamic_batching, default_queue_policy=policy))
@@ -78,8 +78,8 @@ def tokenizer_step(
         max_batch_size=model.python_batch,
         inputs=(TEXT_INPUT,),
         outputs=(ids, mask),
-        dynamic_batching=python_batcher(dynamic_batching, model.python_max_queue_delay_us),
-        instance_count=model.python_instances,
+        dynamic_batching=python_batcher(dynamic_batching, model.python.python_max_queue_delay_us),
+        instance_count=model.python.python_instances,
         parameters={**tokenizer_parameters(model, pad_token_id), "padding": "joint" if target is Target.GPU else "request"},
     )
 
@@ -104,11 +104,11 @@ def fused_step(model: ModelSpec, name: str, num_labels: int, pad_token_id: int, 
         max_batch_size=model.python_batch,
         inputs=(TEXT_INPUT,),
         outputs=classification_outputs(num_labels, label_filename=None),
-        dynamic_batching=python_batcher(dynamic_batching, model.python_max_queue_delay_us),
-        instance_count=model.python_instances,
+        dynamic_batching=python_batcher(dynamic_batching, model.python.python_max_queue_delay_us),
+        instance_count=model.python.python_instances,
         parameters={
             **tokenizer_parameters(model, pad_token_id),
-            "engine_batch": str(model.max_batch_size),
+            "engine_batch": str(model.batching.max_batch_size),
             "intra_op_num_threads": "0",
         },
     )
@@ -123,11 +123,11 @@ def engine_step(
     outputs = tuple(TensorConfig.from_decl(t) for t in graph.outputs)
     common = dict(
         name=name,
-        max_batch_size=model.max_batch_size,
+        max_batch_size=model.batching.max_batch_size,
         inputs=inputs,
         outputs=outputs,
         dynamic_batching=batcher(model, dynamic_batching, target),
-        instance_count=model.instances,
+        instance_count=model.batching.instances,
     )
     if target is Target.EMBEDDED:
         return TritonModelConfig(backend="python", parameters={"intra_op_num_threads": "0"}, **common)
@@ -145,8 +145,8 @@ def postprocess_step(model: ModelSpec, name: str, num_labels: int, dynamic_batch
         max_batch_size=model.python_batch,
         inputs=(TensorConfig(name="logits", data_type="TYPE_FP32", dims=(num_labels,)),),
         outputs=classification_outputs(num_labels, label_filename=None),
-        dynamic_batching=python_batcher(dynamic_batching, model.python_max_queue_delay_us),
-        instance_count=model.python_instances,
+        dynamic_batching=python_batcher(dynamic_batching, model.python.python_max_queue_delay_us),
+        instance_count=model.python.python_instances,
         instance_kind=KIND_CPU,
     )
 

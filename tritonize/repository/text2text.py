@@ -39,14 +39,14 @@ def generate_model_config(model: ModelSpec, num_labels: int, dynamic_batching: b
     return TritonModelConfig(
         name=model.name,
         backend="python",
-        max_batch_size=model.max_batch_size,
+        max_batch_size=model.batching.max_batch_size,
         inputs=(
             steps.TEXT_INPUT,
             TensorConfig(name="max_new_tokens", data_type="TYPE_INT32", dims=(1,), optional=True),
         ),
         outputs=outputs,
         dynamic_batching=steps.python_batcher(dynamic_batching),
-        instance_count=model.generate_instances,
+        instance_count=model.batching.generate_instances,
         parameters=parameters,
     )
 
@@ -67,11 +67,11 @@ def text2text_configs(
     params = {
         **parameters,
         **{f"{c}_model": names.component(c) for c in COMPONENTS},
-        "max_new_tokens": str(model.max_new_tokens),
-        "max_new_tokens_limit": str(model.max_new_tokens_limit),
+        "max_new_tokens": str(model.generation.max_new_tokens),
+        "max_new_tokens_limit": str(model.generation.max_new_tokens_limit),
         "max_input_length": str(model.max_input_length),
         "length_buckets": ",".join(str(b) for b in model.length_buckets),
-        "step_max_batch_size": str(model.max_batch_size),
+        "step_max_batch_size": str(model.batching.max_batch_size),
         # Where BLS step outputs live: on the GPU the KV cache stays there between steps (DLPack).
         "step_memory": "gpu" if target is Target.GPU else "cpu",
     }
