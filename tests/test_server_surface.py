@@ -17,7 +17,8 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from tritonize.server import CLIENT_APIS, RESTRICTED_APIS, GrpcTls, ServerConfig, admin_headers
+from tritonize.server import GrpcTls, ServerConfig, admin_headers
+from tritonize.triton_facts import CLIENT_APIS, RESTRICTED_APIS
 
 pytestmark = pytest.mark.triton
 MODEL = "distilbert_emotion"
