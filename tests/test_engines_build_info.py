@@ -10,10 +10,10 @@ import pytest
 from tritonize.cli import main
 from tritonize.engines.build_info import BuildInfo, cache_key, differences, file_sha256
 from tritonize.engines.local import GpuInfo
-from tritonize.engines.tensorrt_facts import same_release
 from tritonize.engines.plan import engine_plan
 from tritonize.engines.precision import Family
 from tritonize.engines.profiles import axis_ranges
+from tritonize.engines.tensorrt_facts import same_release
 from tritonize.errors import EngineBuildError
 from tritonize.export.tensors import sequence_classification_graph
 from tritonize.repository.classification import classification_configs
