@@ -112,6 +112,41 @@ def _retype_bf16(fp16: Any, fp32: Any) -> Any:
     return fp16
 
 
+def join_islands(model: Any) -> Any:
+    """Let FP32 islands pass FP32 tensors to each other.
+
+    ORT's converter keeps each blocked node's arithmetic in FP32 but casts every float tensor
+    it reads or writes through FP16 (``float16.py``: a Cast to FP16 after each blocked node's
+    output, a Cast to FP32 before each blocked node's input), so between two island nodes the
+    value is rounded to FP16: x**2 of the layer norm would overflow between Pow and ReduceMean,
+    and the position buckets' constants are rounded. Every such FP32 -> FP16 -> FP32 round trip
+    is replaced by the FP32 tensor itself; casts left unread are dropped.
+    """
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+    types = tensor_types(model)
+
+    def casts_to(node: Any, elem_type: int) -> bool:
+        return node is not None and node.op_type == "Cast" and any(a.name == "to" and a.i == elem_type for a in node.attribute)
+
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            up = producers.get(name)
+            if not casts_to(up, _FLOAT):
+                continue
+            down = producers.get(up.input[0])
+            if casts_to(down, _FLOAT16) and types.get(down.input[0]) == _FLOAT:
+                node.input[i] = down.input[0]
+    outputs = {o.name for o in graph.output}
+    while True:
+        read = {i for node in graph.node for i in node.input} | outputs
+        dead = [n for n in graph.node if n.op_type == "Cast" and not any(o in read for o in n.output)]
+        if not dead:
+            return model
+        for node in dead:
+            graph.node.remove(node)
+
+
 def topological_sort(model: Any) -> Any:
     """Sort ``model``'s nodes so every input is produced before it is read (ONNX requires the
     order; the FP16 converter appends its casts at the end, and TensorRT's parser reads in order)."""
@@ -151,6 +186,7 @@ def precision_model(fp32: Any, plan: PrecisionPlan, where: str) -> tuple[Any, tu
     converted = convert_float_to_float16(
         copy.deepcopy(fp32), keep_io_types=True, node_block_list=list(islands) or None, disable_shape_infer=False
     )
+    converted = join_islands(converted)
     if plan.precision is Precision.BF16:
         converted = _retype_bf16(converted, fp32)
     return topological_sort(converted), islands
