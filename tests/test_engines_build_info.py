@@ -9,10 +9,11 @@ import pytest
 
 from tritonize.cli import main
 from tritonize.engines.build_info import BuildInfo, cache_key, differences, file_sha256
-from tritonize.engines.local import GpuInfo, same_tensorrt
+from tritonize.engines.local import GpuInfo
 from tritonize.engines.plan import engine_plan
 from tritonize.engines.precision import Family
 from tritonize.engines.profiles import axis_ranges
+from tritonize.engines.tensorrt_facts import same_release
 from tritonize.errors import EngineBuildError
 from tritonize.export.tensors import sequence_classification_graph
 from tritonize.repository.classification import classification_configs
@@ -80,7 +81,7 @@ def test_differences_name_version_architecture_and_onnx():
         "no TensorRT found here (neither the tensorrt package nor libnvinfer)",
         "no NVIDIA GPU found here (NVML)",
     ]
-    assert same_tensorrt("10.11.0.33", "10.11.0") and not same_tensorrt("10.11.0", "10.12.0")
+    assert same_release("10.11.0.33", "10.11.0") and not same_release("10.11.0", "10.12.0")
 
 
 def _gpu_repository(tmp_path: Path, with_engine: bool = True) -> Path:

@@ -7,6 +7,7 @@ from conftest_export import one_thread, tiny_t5_export  # noqa: F401
 
 from tritonize.engines.plan import EnginePlan, engine_plan
 from tritonize.engines.precision import (
+    INDEX_MATH,
     RESIDUAL_ADD,
     T5_ISLANDS,
     T5_LAYER_NORM,
@@ -117,18 +118,17 @@ def test_family_of_demo_configs_at_real_sizes():
         (Family.T5, "decoder_with_past", Precision.FP16, (7, 5), Precision.FP16, T5_ISLANDS),
         (Family.T5_WIDE, "encoder", Precision.FP16, (9, 0), Precision.FP32, ()),
         (Family.T5_WIDE, "decoder", Precision.FP16, (9, 0), Precision.FP16, T5_ISLANDS),
-        (Family.T5_GATED, "encoder", Precision.BF16, (8, 0), Precision.BF16, ()),
+        (Family.T5_GATED, "encoder", Precision.BF16, (8, 0), Precision.BF16, (T5_LAYER_NORM, INDEX_MATH)),
         (Family.T5_GATED, "encoder", Precision.BF16, (7, 5), Precision.FP32, ()),
-        (Family.T5_WIDE, "decoder", Precision.BF16, None, Precision.BF16, ()),
+        (Family.T5_WIDE, "decoder", Precision.BF16, None, Precision.BF16, (T5_LAYER_NORM, INDEX_MATH)),
+        (Family.ENCODER, "model", Precision.BF16, (9, 0), Precision.BF16, ()),
         (Family.ENCODER, "model", Precision.FP32, (9, 0), Precision.FP32, ()),
     ],
 )
 def test_precision_plan_per_family_and_compute_capability(family, component, requested, cc, precision, islands):
     plan = precision_plan(family, component, requested, cc)
     assert plan.precision is precision and plan.keep_fp32 == islands and plan.reason
-    assert ("OBEY_PRECISION_CONSTRAINTS" in plan.builder_flags) == bool(islands)
-    assert ("FP16" in plan.builder_flags) == (precision is Precision.FP16)
-    assert ("BF16" in plan.builder_flags) == (precision is Precision.BF16)
+    assert "builder_flags" not in plan.to_dict()  # precision lives in the graph, built strongly typed
 
 
 def test_precision_plan_refuses_fp16_for_flan_t5():
@@ -159,7 +159,8 @@ def test_engine_plan_round_trips_through_dict_and_resolves_for_gpu():
 @pytest.mark.usefixtures("one_thread")
 def test_fp32_islands_are_found_in_exported_tiny_t5_graphs(demo):
     """Every T5 layer norm (2 per encoder block + final, 3 per decoder block + final) and every
-    residual add is found; gated GELU's x**3 is not mistaken for a layer norm."""
+    residual add is found; gated GELU's x**3 is not mistaken for a layer norm; the one relative
+    position bucket computation (first block's self-attention) is found from its int64 cast."""
     import onnx
 
     exported = tiny_t5_export(demo)
@@ -177,6 +178,8 @@ def test_fp32_islands_are_found_in_exported_tiny_t5_graphs(demo):
             assert ops.count(op) == norms[component], (component, op)
         assert all(by_name[n].op_type == "Add" for n in found[RESIDUAL_ADD])
         assert len(found[RESIDUAL_ADD]) == residuals[component], component
+        buckets = [by_name[n].op_type for n in found[INDEX_MATH]]
+        assert buckets.count("Log") == 1 and buckets.count("Cast") == 2, (component, buckets)  # float in, int out
 
 
 def test_fp32_nodes_rejects_unknown_pattern():

@@ -1,64 +1,74 @@
 """The TensorRT build: what runs without libnvinfer here, and real builds marked tensorrt/gpu.
 
-The marked tests run in the engines image (TensorRT 10 of the pinned NGC release, a GPU);
+The marked tests run in the engines image (the TensorRT of the pinned NGC release, a GPU);
 here they skip with the reason (tests/conftest.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from tritonize.engines.tensorrt_build import check_tensorrt_version, io_mismatches, parser_errors
-from tritonize.errors import EngineBuildError
+from tritonize.engines.plan import engine_plan
+from tritonize.engines.precision import Family
+from tritonize.engines.profiles import axis_ranges
+from tritonize.engines.tensorrt_build import (
+    TIMING_CACHE_PATTERN,
+    build_settings,
+    io_mismatches,
+    polygraphy_config,
+    timing_cache_name,
+)
+from tritonize.errors import ProfileShapeError
 from tritonize.export.tensors import sequence_classification_graph
+from tritonize.spec import Precision, load_spec
+
+MODEL = load_spec().get("distilbert_emotion")
+PLAN = engine_plan(MODEL, "distilbert_emotion_model", sequence_classification_graph(6), Family.ENCODER,
+                   axis_ranges(MODEL, 16))
 
 
-def test_tensorrt_11_is_refused_with_the_reason():
-    check_tensorrt_version("10.5.0.18")
-    check_tensorrt_version("10.11.0.33")
-    with pytest.raises(EngineBuildError, match="TensorRT 11 removed"):
-        check_tensorrt_version("11.1.0.4")
+@pytest.mark.parametrize("precision", [Precision.FP32, Precision.FP16])
+def test_build_settings_are_strongly_typed_without_tf32_on_10_and_11(precision):
+    plan = dataclasses.replace(PLAN, precision=dataclasses.replace(PLAN.precision, precision=precision))
+    on_10, on_11 = build_settings(plan, "10.13.3.9"), build_settings(plan, "11.4.0.106")
+    assert on_10.strongly_typed and not on_11.strongly_typed  # 11: every network is, the flag is ignored
+    assert on_10.tf32 is on_11.tf32 is False
+    assert on_10.workspace_bytes == MODEL.workspace_mb << 20 and on_10.profiles == plan.profiles
 
 
-class _ParserError:
-    """The documented IParserError accessors (node_name, node_operator, desc) of two errors."""
-
-    def __init__(self, node: str, op: str, desc: str) -> None:
-        self._node, self._op, self._desc = node, op, desc
-
-    def node_name(self) -> str:
-        return self._node
-
-    def node_operator(self) -> str:
-        return self._op
-
-    def desc(self) -> str:
-        return self._desc
+def test_polygraphy_config_carries_the_plan_profiles_and_clears_tf32():
+    """The CreateConfig the build hands Polygraphy, constructed as the build does (no TensorRT needed)."""
+    config = polygraphy_config(build_settings(PLAN, "10.13.3.9"))
+    assert config.tf32 is False and not (config.fp16 or config.bf16 or config.int8)
+    assert config.precision_constraints is None  # no weak typing
+    (profile,) = config.profiles
+    for tensor in PLAN.profiles:
+        shapes = profile[tensor.name]
+        assert (tuple(shapes.min), tuple(shapes.opt), tuple(shapes.max)) == (tensor.min, tensor.opt, tensor.max)
 
 
-class _Parser:
-    def __init__(self, errors: list[_ParserError]) -> None:
-        self._errors = errors
-        self.num_errors = len(errors)
+def test_timing_cache_per_tensorrt_release_and_compute_capability_kept_by_staging(tmp_path: Path):
+    from tritonize.pipeline.staging import Staging
 
-    def get_error(self, i: int) -> _ParserError:
-        return self._errors[i]
-
-
-def test_parser_errors_list_every_error_with_node_and_operator():
-    parser = _Parser([
-        _ParserError("/encoder/block.0/Pow", "Pow", "unsupported datatype"),
-        _ParserError("", "", "network has no inputs"),
-    ])
-    message = parser_errors(parser, Path("encoder_model.onnx"))
-    assert "2 error(s)" in message
-    assert "node '/encoder/block.0/Pow' (Pow): unsupported datatype" in message
-    assert "node '?' (?): network has no inputs" in message
+    names = {
+        timing_cache_name("10.13.3.9", (9, 0)),
+        timing_cache_name("10.13.3.9", (8, 0)),
+        timing_cache_name("11.4.0.106", (9, 0)),
+    }
+    assert len(names) == 3 and timing_cache_name("10.13.3.1", (9, 0)) == timing_cache_name("10.13.3.9", (9, 0))
+    live = tmp_path / "model_repository"
+    live.mkdir()
+    for name in (*names, "build_report.json"):
+        (live / name).write_bytes(b"x")
+    staged = Staging(live, merge=False).begin(keep_files=(TIMING_CACHE_PATTERN,))
+    assert {p.name for p in staged.iterdir()} == names
 
 
 def test_io_mismatches_compare_engine_tensors_with_declared_ones():
@@ -96,21 +106,39 @@ def test_gpu_build_makes_validated_engines_and_reuses_them_when_unchanged(tmp_pa
     """Full gpu build of the tiny DistilBERT and t5-small: engines built, validated against the
     FP32 ONNX (within the spec's tolerance, agreement >= min_agreement), build info beside each,
     `engines check` passes here; a second build reuses every engine (cache key unchanged)."""
+    import tensorrt
+
     from tritonize.cli import main
+    from tritonize.engines.local import gpus
+    from tritonize.engines.tensorrt_runner import tensorrt_step
     from tritonize.pipeline import BuildOptions, build
     from tritonize.spec import Target, load_spec
 
     out = tmp_path / "repo"
+    out.mkdir()
+    cache = out / timing_cache_name(str(tensorrt.__version__), gpus()[0].compute_capability)
+    cache.write_bytes(b"a timing cache from somewhere else")  # must not fail the build
     options = BuildOptions(spec=load_spec(), out=out, target=Target.GPU, demo="tiny", cache_dir=tritonize_cache,
                            only=("distilbert_emotion", "t5_small_emotion"))
     report = build(options)
     entry = report["models"]["distilbert_emotion"]
-    assert entry["accuracy_gate"]["top1_agreement"] >= 0.99
+    assert entry["accuracy_gate"]["top1_agreement"] >= 0.99 and "rehearsed" not in entry["accuracy_gate"]
     assert report["models"]["t5_small_emotion"]["accuracy_gate"]["token_agreement"] >= 0.99
     for step in ("distilbert_emotion_model", "t5_small_emotion_encoder", "t5_small_emotion_decoder_with_past"):
         info = json.loads((out / step / "1" / "build_info.json").read_text())
         assert info["plan"]["step"] == step and (out / step / "1" / "model.plan").stat().st_size > 0
+    built = report["models"]["t5_small_emotion"]["engines"]["t5_small_emotion_encoder"]
+    assert built["settings"]["tf32"] is False and built["graph"]["fp32_nodes"] > 0
+    assert cache.read_bytes() != b"a timing cache from somewhere else" and cache.stat().st_size > 0
     assert main(["engines", "check", "--repository", str(out)]) == 0
+    decoder = out / "t5_small_emotion_decoder" / "1" / "model.plan"
+    with tensorrt_step("t5_small_emotion_decoder", decoder) as step:
+        feeds = {p.name: np.zeros(p.min, np.float32 if "hidden" in p.name else np.int64) for p in step.profiles}
+        assert step(feeds, ["logits"])["logits"].shape[0] == 1
+        (ids,) = [p for p in step.profiles if p.name == "input_ids"]
+        feeds["input_ids"] = np.ones((1, ids.max[1] + 1), np.int64)  # wider than the longest label
+        with pytest.raises(ProfileShapeError, match="input_ids"):
+            step(feeds, ["logits"])
     again = build(options)
     engines = again["models"]["t5_small_emotion"]["engines"]
     assert {e["engine"] for e in engines.values()} == {"reused"}

@@ -42,6 +42,25 @@ class EngineBuildError(TritonizeError):
     """A TensorRT engine could not be built (parser error, bad profile, no TensorRT)."""
 
 
+class ProfileShapeError(EngineBuildError, ValueError):
+    """A tensor's shape lies outside the optimization profile of the engine it was sent to.
+
+    Raised by the TensorRT runner and by the rehearsal's ONNX Runtime stand-in alike, before
+    anything runs, naming the engine step, the tensor, its shape and the profile's bounds.
+    """
+
+    def __init__(self, step: str, tensor: str, shape: tuple[int, ...], low: tuple[int, ...], high: tuple[int, ...]) -> None:
+        self.step = step
+        self.tensor = tensor
+        self.shape = tuple(shape)
+        self.low = tuple(low)
+        self.high = tuple(high)
+        super().__init__(
+            f"{step}: input {tensor} has shape {list(self.shape)}, outside the engine's optimization profile "
+            f"(min {list(self.low)}, max {list(self.high)})"
+        )
+
+
 class RepositoryError(TritonizeError):
     """The Triton model repository could not be generated consistently."""
 

@@ -23,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-dynamic-batching", action="store_true", help="turn the dynamic batcher off (for benchmarks)")
     p.add_argument("--plan", action="store_true", help="print the gpu target's engine profiles and precision plans "
                    "(dry run: nothing is exported or written)")
+    p.add_argument("--rehearse", action="store_true", help="with --target gpu: build as far as this machine can and "
+                   "run the engine accuracy gate with ONNX Runtime standing in for each engine (its precision graph, "
+                   "under its optimization profiles); builds no engines and is no substitute for the real gate")
     p.add_argument(
         "--train-data", type=Path, help="with --demo: fine-tune the demo checkpoints on this text;label or TSV file"
     )
@@ -43,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         dynamic_batching=not args.no_dynamic_batching,
         validation_texts=texts,
         train_data=args.train_data,
+        rehearse=args.rehearse,
     )
     if args.plan:
         for deployment, plans in plan(options).items():
@@ -54,4 +58,8 @@ def run(args: argparse.Namespace) -> int:
     summary = {name: entry.get("validation", {}) for name, entry in report["models"].items()}
     print(f"repository written to {args.out} (report: {args.out / 'build_report.json'})")
     print(json.dumps(summary, indent=2))
+    if args.rehearse:
+        gates = {name: entry.get("accuracy_gate", {}) for name, entry in report["models"].items()}
+        print(json.dumps({"rehearsed accuracy gate": gates}, indent=2))
+        print(report["rehearsal"])
     return 0

@@ -25,37 +25,14 @@ def _compute_capability(value: str) -> tuple[int, int]:
     return major, minor
 
 
-def _stated_gpu(capability: tuple[int, int] | None):
-    from tritonize.engines.local import GpuInfo, gpus
-
-    if capability is None:
-        return next(iter(gpus()), None)
-    return GpuInfo(f"compute capability {capability[0]}.{capability[1]} (stated)", capability)
-
-
 def run_check(args: argparse.Namespace) -> int:
-    from tritonize.engines.check import check_step
+    from tritonize.engines.check import check_repository, stated_gpu
     from tritonize.engines.local import tensorrt_version
-    from tritonize.errors import RepositoryError
-    from tritonize.repository import layout
-    from tritonize.repository.steps import TENSORRT_PLATFORM
-    from tritonize.repository.triton_config import parse_pbtxt
 
-    configs = sorted(args.repository.glob("*/config.pbtxt"))
-    if not configs:
-        raise RepositoryError(f"{args.repository} holds no Triton models; build one with `tritonize build --target gpu`")
     trt_version = args.tensorrt_version or tensorrt_version()
-    gpu = _stated_gpu(args.compute_capability)
+    gpu = stated_gpu(args.compute_capability)
     print(f"here: TensorRT {trt_version or 'not found'}, GPU {gpu.name + ' (cc ' + gpu.cc + ')' if gpu else 'not found'}")
-    checks = []
-    for path in configs:
-        if parse_pbtxt(path.read_text(encoding="utf-8")).platform != TENSORRT_PLATFORM:
-            continue
-        version = path.parent / layout.VERSION
-        files = (version / layout.PLAN_FILE, version / layout.BUILD_INFO_FILE, version / layout.ONNX_FILE)
-        checks.append(check_step(path.parent.name, *files, trt_version, gpu))
-    if not checks:
-        raise RepositoryError(f"{args.repository} has no tensorrt_plan models (is it a gpu-target repository?)")
+    checks = check_repository(args.repository, trt_version, gpu)
     for check in checks:
         print(check.line())
     failed = sum(not c.ok for c in checks)

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tritonize.engines.local import GpuInfo, same_tensorrt
+from tritonize.engines.local import GpuInfo
 from tritonize.engines.plan import EnginePlan
+from tritonize.engines.tensorrt_facts import same_release
 from tritonize.errors import EngineBuildError
 
 BUILD_INFO_VERSION = 1
@@ -110,7 +111,7 @@ def differences(info: BuildInfo, tensorrt_version: str | None, gpu: GpuInfo | No
     problems = []
     if tensorrt_version is None:
         problems.append("no TensorRT found here (neither the tensorrt package nor libnvinfer)")
-    elif not same_tensorrt(info.tensorrt_version, tensorrt_version):
+    elif not same_release(info.tensorrt_version, tensorrt_version):
         problems.append(
             f"built with TensorRT {info.tensorrt_version}, this machine has {tensorrt_version}: Triton refuses it "
             "('Version tag does not match'); rebuild it in the TensorRT image of the server's release"

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tritonize.engines.build_info import BuildInfo, differences, file_sha256
-from tritonize.engines.local import GpuInfo
-from tritonize.errors import EngineBuildError
+from tritonize.engines.local import GpuInfo, gpus
+from tritonize.errors import EngineBuildError, RepositoryError
 
 
 @dataclass(frozen=True)
@@ -49,3 +49,34 @@ def check_step(
         return StepCheck(step, [str(exc)])
     onnx_sha = file_sha256(onnx) if onnx.exists() else None
     return StepCheck(step, differences(info, tensorrt_version, gpu, onnx_sha), info)
+
+
+def stated_gpu(capability: tuple[int, int] | None) -> GpuInfo | None:
+    """The GPU to check against: one of this compute capability, else the first GPU here."""
+    if capability is None:
+        return next(iter(gpus()), None)
+    return GpuInfo(f"compute capability {capability[0]}.{capability[1]} (stated)", capability)
+
+
+def check_repository(repository: Path, tensorrt_version: str | None, gpu: GpuInfo | None) -> list[StepCheck]:
+    """One check per ``tensorrt_plan`` model of ``repository``.
+
+    Raises RepositoryError when it holds no Triton models, or none built for TensorRT.
+    """
+    from tritonize.repository import layout
+    from tritonize.repository.steps import TENSORRT_PLATFORM
+    from tritonize.repository.triton_config import parse_pbtxt
+
+    configs = sorted(Path(repository).glob("*/config.pbtxt"))
+    if not configs:
+        raise RepositoryError(f"{repository} holds no Triton models; build one with `tritonize build --target gpu`")
+    checks = []
+    for path in configs:
+        if parse_pbtxt(path.read_text(encoding="utf-8")).platform != TENSORRT_PLATFORM:
+            continue
+        version = path.parent / layout.VERSION
+        files = (version / layout.PLAN_FILE, version / layout.BUILD_INFO_FILE, version / layout.ONNX_FILE)
+        checks.append(check_step(path.parent.name, *files, tensorrt_version, gpu))
+    if not checks:
+        raise RepositoryError(f"{repository} has no tensorrt_plan models (is it a gpu-target repository?)")
+    return checks

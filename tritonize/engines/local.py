@@ -2,8 +2,9 @@
 
 ``tritonize engines check`` runs where the engines will be served, e.g. in the Triton server
 image, which ships libnvinfer but not the ``tensorrt`` Python package. So the version comes
-from the ``tensorrt`` package when present, else from ``getInferLibVersion()`` of libnvinfer;
-GPUs come from NVML (libnvidia-ml, installed with the driver), read through ctypes.
+from the ``tensorrt`` package when present, else from ``getInferLibVersion()`` of libnvinfer
+(sonames and the version encoding: :mod:`tritonize.engines.tensorrt_facts`); GPUs come from
+NVML (libnvidia-ml, installed with the driver), read through ctypes.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import ctypes
 from dataclasses import dataclass
 
-NVINFER_LIBRARIES = ("libnvinfer.so.10", "libnvinfer.so")
+from tritonize.engines.tensorrt_facts import decode_infer_lib_version, nvinfer_sonames
+
 NVML_LIBRARY = "libnvidia-ml.so.1"
 
 
@@ -33,19 +35,13 @@ def tensorrt_version() -> str | None:
         return str(tensorrt.__version__)
     except Exception:  # noqa: BLE001 - absent, or a stub package that raises at import
         pass
-    for name in NVINFER_LIBRARIES:
+    for name in nvinfer_sonames():
         try:
             lib = ctypes.CDLL(name)
         except OSError:
             continue
-        version = int(lib.getInferLibVersion())  # major * 10000 + minor * 100 + patch (TensorRT 10)
-        return f"{version // 10000}.{version // 100 % 100}.{version % 100}"
+        return decode_infer_lib_version(int(lib.getInferLibVersion()))
     return None
-
-
-def same_tensorrt(a: str, b: str) -> bool:
-    """Equal major.minor.patch: an engine loads only in the TensorRT release that built it."""
-    return a.split(".")[:3] == b.split(".")[:3]
 
 
 def gpus() -> list[GpuInfo]:

@@ -13,12 +13,25 @@ is a request; the plan honours it unless the architecture or the GPU rules it ou
   ("models larger than t5-small ... cause FP16 to overflow", same demo).
 * T5 v1.1 / flan-T5 (gated GELU): never FP16 (TensorRT-LLM's enc_dec README: flan-T5 has
   known FP16 issues, use BF16 or FP32); BF16 on compute capability >= 8.0, else FP32.
+* T5, any width or precision below FP32: the relative position buckets stay FP32. T5 turns a
+  token distance into a bucket index with floating-point math (``log(distance / max_exact) /
+  log(max_distance / max_exact) * buckets``, truncated to an integer); in FP16 or BF16 the
+  rounding moves distances into neighbouring buckets, so every attention gets another
+  position bias. Measured here on the tiny t5-small demo, FP16 graph in ONNX Runtime: encoder
+  output off FP32 by up to 0.49 with the buckets in FP16 (gate tolerance 0.1), found by the
+  rehearsal. HF's PyTorch T5 computes them in float32 whatever the model's dtype.
+* T5 in BF16: the layer norm stays FP32 too, for precision rather than range: its mean of
+  squares of the growing residual stream keeps 8 mantissa bits in BF16. Measured here on the
+  tiny t5-base demo's encoder (BF16 graph, ONNX Runtime): 0.41 off FP32 with only the buckets
+  in FP32, 0.20 with the layer norm too (gate tolerance 0.25); the residual adds in FP32 as
+  well changed nothing (0.23).
 * BF16 anywhere needs compute capability >= 8.0 (Ampere); below it the engine is FP32.
 
-On TensorRT 10.x a plan becomes ``BuilderFlag.FP16`` / ``BF16`` plus, when layers are kept in
-FP32, ``OBEY_PRECISION_CONSTRAINTS`` and per-layer precision. Those flags are deprecated from
-10.12 and removed in TensorRT 11 (networks are always strongly typed there); the build refuses
-TensorRT >= 11 with a message saying so (see :mod:`tritonize.engines.tensorrt_build`).
+A plan is written into the ONNX graph the engine is built from (:mod:`tritonize.engines.precision_graph`:
+FP16/BF16 tensors, the FP32 islands behind explicit casts) and the engine is built strongly
+typed, with no precision flags: the form TensorRT 11 requires and 10.x accepts (see
+:mod:`tritonize.engines.tensorrt_facts`). So the exact numerics of a plan run here, in ONNX
+Runtime, before any GPU sees them (``tritonize build --target gpu --rehearse``).
 """
 
 from __future__ import annotations
@@ -38,7 +51,10 @@ T5_SMALL_WIDTH = 512  # d_model of t5-small; wider T5 v1.0 encoders overflow FP1
 # Patterns of ONNX nodes a plan may keep in FP32 (found by :func:`fp32_nodes`).
 T5_LAYER_NORM = "t5_layer_norm"
 RESIDUAL_ADD = "residual_add"
-T5_ISLANDS = (T5_LAYER_NORM, RESIDUAL_ADD)
+INDEX_MATH = "index_math"  # floating-point math cast to an integer index: T5's position buckets
+T5_ISLANDS = (T5_LAYER_NORM, RESIDUAL_ADD, INDEX_MATH)
+KNOWN_PATTERNS = T5_ISLANDS
+_T5_FAMILIES = frozenset({"t5", "t5-wide", "t5-gated"})
 
 
 class Family(str, enum.Enum):
@@ -74,18 +90,11 @@ class PrecisionPlan:
     keep_fp32: tuple[str, ...] = ()
     reason: str = ""
 
-    @property
-    def builder_flags(self) -> tuple[str, ...]:
-        """``tensorrt.BuilderFlag`` names this plan sets."""
-        flags = {Precision.FP16: ("FP16",), Precision.BF16: ("BF16",)}.get(self.precision, ())
-        return flags + (("OBEY_PRECISION_CONSTRAINTS",) if self.keep_fp32 else ())
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "requested": self.requested.value,
             "precision": self.precision.value,
             "keep_fp32": list(self.keep_fp32),
-            "builder_flags": list(self.builder_flags),
             "reason": self.reason,
         }
 
@@ -99,10 +108,16 @@ class PrecisionPlan:
         )
 
 
-def _bf16(requested: Precision, compute_capability: tuple[int, int] | None, why: str) -> PrecisionPlan:
+def _bf16(
+    family: Family, requested: Precision, compute_capability: tuple[int, int] | None, why: str
+) -> PrecisionPlan:
     if compute_capability is not None and tuple(compute_capability) < BF16_MIN_COMPUTE_CAPABILITY:
         cc = ".".join(map(str, compute_capability))
         return PrecisionPlan(requested, Precision.FP32, (), f"BF16 needs compute capability >= 8.0, this GPU is {cc}")
+    if family.value in _T5_FAMILIES:
+        return PrecisionPlan(
+            requested, Precision.BF16, (T5_LAYER_NORM, INDEX_MATH), f"{why}; T5's layer norm and position buckets in FP32"
+        )
     return PrecisionPlan(requested, Precision.BF16, (), why)
 
 
@@ -117,7 +132,7 @@ def precision_plan(
     if requested is Precision.FP32:
         return PrecisionPlan(requested, Precision.FP32, (), "FP32 as the spec asks")
     if requested is Precision.BF16:
-        return _bf16(requested, compute_capability, "BF16 as the spec asks: FP32's range, no overflow")
+        return _bf16(family, requested, compute_capability, "BF16 as the spec asks: FP32's range, no overflow")
     if requested is not Precision.FP16:
         raise EngineBuildError(f"TensorRT engines are built in fp32, fp16 or bf16, not {requested.value}")
     if family is Family.ENCODER:
@@ -133,7 +148,8 @@ def precision_plan(
         requested,
         Precision.FP16,
         T5_ISLANDS,
-        "T5 layer norm and residual adds overflow FP16: kept in FP32 (NVIDIA TensorRT T5 demo)",
+        "T5 layer norm and residual adds overflow FP16: kept in FP32 (NVIDIA TensorRT T5 demo), "
+        "and so are the position buckets",
     )
 
 
@@ -183,22 +199,67 @@ def _layer_norm_chain(pow_node: Any, consumers: dict[str, list[Any]], weights: s
     return chain
 
 
+_FLOATING = frozenset({1, 10, 11, 16})  # onnx.TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16
+_INTEGER = frozenset({2, 3, 4, 5, 6, 7, 12, 13})  # UINT8 INT8 UINT16 INT16 INT32 INT64 UINT32 UINT64
+
+
+def tensor_types(model: Any) -> dict[str, int]:
+    """Element type of every tensor of ``model`` (ONNX shape inference)."""
+    import onnx
+
+    graph = onnx.shape_inference.infer_shapes(model).graph
+    types = {init.name: init.data_type for init in graph.initializer}
+    for info in (*graph.input, *graph.value_info, *graph.output):
+        if info.type.HasField("tensor_type"):
+            types[info.name] = info.type.tensor_type.elem_type
+    return types
+
+
+def _cast_to(node: Any) -> int | None:
+    return next((a.i for a in node.attribute if a.name == "to"), None) if node.op_type == "Cast" else None
+
+
+def _index_math(nodes: list[Any], producers: dict[str, Any], types: dict[str, int]) -> list[str]:
+    """Every Cast from floating point to an integer type, and the floating-point nodes (and
+    Constants) it is computed from, back to where integers became floats."""
+    found: list[str] = []
+    for node in nodes:
+        if _cast_to(node) not in _INTEGER or types.get(node.input[0]) not in _FLOATING:
+            continue
+        chain, frontier, seen = [node], [node.input[0]], {node.name}
+        while frontier:
+            source = producers.get(frontier.pop())
+            if source is None or source.name in seen:
+                continue
+            chain.append(source)
+            seen.add(source.name)
+            if source.op_type == "Cast" and types.get(source.input[0]) in _INTEGER:
+                continue  # where the integers became floats
+            frontier += [i for i in source.input if i and (types.get(i) in _FLOATING or i in producers)]
+        found += [n.name for n in chain]
+    return found
+
+
 def fp32_nodes(model: Any, patterns: Iterable[str]) -> dict[str, list[str]]:
     """ONNX node names per pattern of a loaded ``onnx.ModelProto``.
 
     ``t5_layer_norm``: every node of each T5 layer norm (found from its ``Pow``); ``residual_add``:
-    the ``Add`` nodes that add a sublayer's output to the layer norm's input (the residual stream).
+    the ``Add`` nodes that add a sublayer's output to the layer norm's input (the residual stream);
+    ``index_math``: each floating-point computation cast to an integer index (T5's relative
+    position buckets), from the cast back to the integers it started from.
     Raises EngineBuildError for an unknown pattern.
     """
     patterns = tuple(patterns)
-    unknown = sorted(set(patterns) - set(T5_ISLANDS))
+    unknown = sorted(set(patterns) - set(KNOWN_PATTERNS))
     if unknown:
-        raise EngineBuildError(f"unknown FP32 pattern(s) {unknown}; known: {list(T5_ISLANDS)}")
+        raise EngineBuildError(f"unknown FP32 pattern(s) {unknown}; known: {list(KNOWN_PATTERNS)}")
     nodes = list(model.graph.node)
     producers, consumers = _index(nodes)
     initializers = {init.name: init for init in model.graph.initializer}
     weights = set(initializers)
     found: dict[str, list[str]] = {p: [] for p in patterns}
+    if INDEX_MATH in found:
+        found[INDEX_MATH] = _index_math(nodes, producers, tensor_types(model))
     for node in nodes:
         # x ** 2 is the layer norm's mean of squares; gated GELU's tanh form has x ** 3.
         if node.op_type != "Pow" or _scalar(node.input[1], producers, initializers) != 2.0:

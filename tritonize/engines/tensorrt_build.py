@@ -1,14 +1,24 @@
-"""Build one TensorRT engine from an ONNX graph and its plan (TensorRT 10.x Python API).
+"""Build one TensorRT engine from its precision graph, through Polygraphy's loaders.
 
-Written to the API of TensorRT 10.x as documented for the pinned NGC release (see
-``tritonize/deploy/versions.env``): explicit batch is the default (``create_network(0)``),
-name-based I/O, ``build_serialized_network`` returning ``None`` on failure. Mixed precision is
-the weakly typed 10.x form: ``BuilderFlag.FP16`` / ``BF16`` with ``OBEY_PRECISION_CONSTRAINTS``
-and per-layer ``precision`` / ``set_output_type``. TensorRT 11 removed those (networks are
-always strongly typed there), so TensorRT >= 11 is refused with a message that says so rather
-than building an engine that silently ignores the plan.
+The precision is in the graph (:mod:`tritonize.engines.precision_graph`), so the network is
+strongly typed and the builder gets no precision flags: the same build on TensorRT 10.x (the
+``STRONGLY_TYPED`` flag) and 11 (always strongly typed), see
+:mod:`tritonize.engines.tensorrt_facts`. Polygraphy does the TensorRT plumbing:
+``NetworkFromOnnxPath(strongly_typed=...)`` (parser, external weights, plugins),
+``CreateConfig(tf32=False, profiles=[Profile]...)`` (it *clears* ``BuilderFlag.TF32``, which
+TensorRT enables by default: an FP32 engine here is FP32, gated with FP32 tolerances) and
+``EngineBytesFromNetwork(save_timing_cache=...)`` (build; the timing cache is merged into the
+file, ``ignore_mismatch=True``, and written only when the builder has one).
 
-``tensorrt`` is imported only inside these functions: this module imports on any machine.
+What is ours: :func:`build_settings` (plan -> settings, testable without TensorRT), the I/O
+check against the declared tensors, and the timing cache's *load*. Polygraphy's
+``load_timing_cache`` passes the file to ``create_timing_cache`` and ``set_timing_cache``
+without looking at what they return (``polygraphy/backend/trt/config.py``, 0.53.6): a blob from
+another TensorRT or GPU then fails the build. :func:`_attach_timing_cache` loads it tolerantly
+(an empty cache on any failure, logged); and each (TensorRT release, compute capability) has
+its own file (:func:`timing_cache_name`), so builds for another GPU never share one.
+
+``tensorrt`` and ``polygraphy``'s TensorRT side are imported only inside these functions.
 """
 
 from __future__ import annotations
@@ -16,16 +26,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tritonize.engines.plan import EnginePlan
+from tritonize.engines.profiles import TensorProfile
+from tritonize.engines.tensorrt_facts import check_supported, strongly_typed_flag, version_tuple
 from tritonize.errors import EngineBuildError
 from tritonize.export.tensors import GraphDecl
 
 logger = logging.getLogger(__name__)
 
-MAX_TENSORRT_MAJOR = 10  # weakly typed precision APIs: removed in TensorRT 11
+TIMING_CACHE_PREFIX = "tensorrt_timing"
+TIMING_CACHE_PATTERN = f"{TIMING_CACHE_PREFIX}.*.cache"  # every build's cache, at the repository root
 
 
 class TensorRTUnavailable(EngineBuildError):
@@ -33,33 +47,43 @@ class TensorRTUnavailable(EngineBuildError):
 
 
 def import_tensorrt() -> Any:
-    """The ``tensorrt`` module. Raises TensorRTUnavailable, or EngineBuildError for TensorRT >= 11."""
+    """The ``tensorrt`` module. Raises TensorRTUnavailable, or EngineBuildError for a TensorRT
+    older than the API this build uses."""
     try:
         import tensorrt as trt
     except Exception as exc:  # noqa: BLE001 - ImportError, or a stub package that raises at import
         raise TensorRTUnavailable(f"TensorRT is not installed here ({type(exc).__name__}: {exc})") from exc
-    check_tensorrt_version(str(trt.__version__))
+    check_supported(str(trt.__version__))
     return trt
 
 
-def check_tensorrt_version(version: str) -> None:
-    """Refuse a TensorRT whose precision APIs this build does not use correctly."""
-    major = int(version.split(".")[0])
-    if major > MAX_TENSORRT_MAJOR:
-        raise EngineBuildError(
-            f"TensorRT {version}: this build sets precision with BuilderFlag.FP16/BF16, OBEY_PRECISION_CONSTRAINTS "
-            "and per-layer precision, which TensorRT 11 removed (networks are always strongly typed). Build in the "
-            "TensorRT 10.x image of the pinned NGC release (tritonize/deploy/versions.env)."
-        )
+def timing_cache_name(tensorrt_version: str, compute_capability: tuple[int, int]) -> str:
+    """One timing cache per TensorRT release and GPU architecture (tactic timings of one do
+    not carry over to the other; TensorRT refuses a cache from another device)."""
+    release = ".".join(map(str, version_tuple(tensorrt_version)[:3]))
+    return f"{TIMING_CACHE_PREFIX}.trt{release}.sm{compute_capability[0]}{compute_capability[1]}.cache"
 
 
-def parser_errors(parser: Any, onnx_path: Path) -> str:
-    """One message listing every ONNX parser error with its node name, operator and description."""
-    lines = [f"TensorRT's ONNX parser rejected {onnx_path} ({parser.num_errors} error(s)):"]
-    for i in range(parser.num_errors):
-        error = parser.get_error(i)
-        lines.append(f"  - node {error.node_name() or '?'!r} ({error.node_operator() or '?'}): {error.desc()}")
-    return "\n".join(lines)
+@dataclass(frozen=True, kw_only=True)
+class BuildSettings:
+    """What the builder is told for one engine. No precision flags: the graph is typed."""
+
+    strongly_typed: bool  # the network flag (TensorRT 10.x); 11 is always strongly typed
+    tf32: bool  # never: FP32 in the graph means FP32 math
+    workspace_bytes: int
+    profiles: tuple[TensorProfile, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"strongly_typed": self.strongly_typed, "tf32": self.tf32, "workspace_bytes": self.workspace_bytes}
+
+
+def build_settings(plan: EnginePlan, tensorrt_version: str) -> BuildSettings:
+    return BuildSettings(
+        strongly_typed=strongly_typed_flag(tensorrt_version),
+        tf32=False,
+        workspace_bytes=plan.workspace_mb << 20,
+        profiles=plan.profiles,
+    )
 
 
 # TensorRT DataType names -> Triton's, for the I/O check against the declared tensors.
@@ -91,28 +115,54 @@ def io_mismatches(network_io: Iterable[tuple[str, str]], graph: GraphDecl) -> li
     return problems
 
 
-def _layer_onnx_name(layer: Any) -> str:
-    """The ONNX node a layer came from: the parser's metadata ``[ONNX Layer: NAME | ...]``, else its name."""
-    metadata = str(getattr(layer, "metadata", "") or "")
-    marker = "[ONNX Layer: "
-    if marker in metadata:
-        return metadata.split(marker, 1)[1].split("|", 1)[0].split("]", 1)[0].strip()
-    return str(layer.name)
+def polygraphy_profile(profiles: Iterable[TensorProfile]) -> Any:
+    """The plan's profiles as one ``polygraphy.backend.trt.Profile``."""
+    from polygraphy.backend.trt import Profile
+
+    profile = Profile()
+    for tensor in profiles:
+        profile.add(tensor.name, min=tensor.min, opt=tensor.opt, max=tensor.max)
+    return profile
 
 
-def pin_fp32(trt: Any, network: Any, node_names: set[str]) -> int:
-    """Force the layers made from ``node_names`` (and their outputs) to FP32; returns how many."""
-    pinned = 0
-    for i in range(network.num_layers):
-        layer = network.get_layer(i)
-        if _layer_onnx_name(layer) not in node_names and layer.name not in node_names:
-            continue
-        layer.precision = trt.float32
-        for j in range(layer.num_outputs):
-            if layer.get_output(j).dtype in (trt.float16, trt.bfloat16, trt.float32):
-                layer.set_output_type(j, trt.float32)
-        pinned += 1
-    return pinned
+def polygraphy_config(settings: BuildSettings) -> Any:
+    """Polygraphy's ``CreateConfig`` for ``settings``: profiles, TF32 cleared, no precision flags
+    (constructing it needs no TensorRT)."""
+    from polygraphy.backend.trt import CreateConfig
+
+    return CreateConfig(tf32=settings.tf32, profiles=[polygraphy_profile(settings.profiles)])
+
+
+def create_config(settings: BuildSettings, timing_cache: Path) -> Any:
+    """:func:`polygraphy_config`, then the workspace pool and the tolerant timing-cache load."""
+    from polygraphy.backend.trt import PostprocessConfig
+
+    return PostprocessConfig(
+        polygraphy_config(settings), lambda builder, network, cfg: _finish_config(cfg, settings, timing_cache)
+    )
+
+
+def _finish_config(config: Any, settings: BuildSettings, timing_cache: Path) -> None:
+    import tensorrt as trt
+
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_bytes)
+    _attach_timing_cache(config, timing_cache)
+
+
+def _attach_timing_cache(config: Any, path: Path) -> bool:
+    """Use the cache at ``path`` when TensorRT accepts it; else keep the empty one Polygraphy's
+    CreateConfig attached (logged). Returns whether the file's cache is in use."""
+    if not path.is_file():
+        return False
+    try:
+        cache = config.create_timing_cache(path.read_bytes())
+        accepted = cache is not None and bool(config.set_timing_cache(cache, False))
+    except Exception as exc:  # noqa: BLE001 - TensorRT raises RuntimeError/TypeError on a bad blob
+        logger.warning("timing cache %s unreadable (%s: %s): building with an empty one", path, type(exc).__name__, exc)
+        return False
+    if not accepted:
+        logger.warning("timing cache %s was made elsewhere (TensorRT refused it): building with an empty one", path)
+    return accepted
 
 
 def _network_io(network: Any) -> list[tuple[str, str]]:
@@ -122,56 +172,41 @@ def _network_io(network: Any) -> list[tuple[str, str]]:
 
 
 def build_engine(
-    onnx_path: Path,
-    plan: EnginePlan,
-    graph: GraphDecl,
-    engine_path: Path,
-    timing_cache: Path,
-    keep_fp32_nodes: Iterable[str] = (),
+    onnx_path: Path, plan: EnginePlan, graph: GraphDecl, engine_path: Path, timing_cache: Path
 ) -> dict[str, Any]:
-    """Parse, configure per ``plan``, build and write ``engine_path``; returns build facts.
+    """Parse the precision graph at ``onnx_path``, build per ``plan``, write ``engine_path``.
 
-    The timing cache at ``timing_cache`` is loaded when present and written back after the
-    build, so later builds (other steps, other deployments, rebuilds) reuse measured tactics.
+    ``timing_cache`` is this TensorRT release's and GPU's cache file (:func:`timing_cache_name`):
+    loaded when TensorRT accepts it, merged and written back after the build.
 
     Raises:
         TensorRTUnavailable: no TensorRT here.
-        EngineBuildError: parser errors (every one, with node names), I/O that disagrees with
-            the declared tensors, or a failed build.
+        EngineBuildError: parser errors (logged above it by Polygraphy), I/O that disagrees
+            with the declared tensors, an input without a profile, or a failed build.
     """
     trt = import_tensorrt()
-    log = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(log)
-    network = builder.create_network(0)  # explicit batch is the default in TensorRT 10
-    parser = trt.OnnxParser(network, log)
-    if not parser.parse_from_file(str(onnx_path)):
-        raise EngineBuildError(parser_errors(parser, onnx_path))
-    problems = io_mismatches(_network_io(network), graph)
-    missing = [t.name for t in graph.inputs if t.name not in {p.name for p in plan.profiles}]
-    problems += [f"input {name} has no optimization profile" for name in missing]
+    from polygraphy.backend.trt import EngineBytesFromNetwork, NetworkFromOnnxPath
+    from polygraphy.exception import PolygraphyException
+
+    version = str(trt.__version__)
+    settings = build_settings(plan, version)
+    try:
+        network = NetworkFromOnnxPath(str(onnx_path), strongly_typed=settings.strongly_typed)()
+    except PolygraphyException as exc:
+        raise EngineBuildError(f"{plan.step}: TensorRT's ONNX parser rejected {onnx_path.name}: {exc}") from exc
+    problems = io_mismatches(_network_io(network[1]), graph)
+    profiled = {p.name for p in settings.profiles}
+    problems += [f"input {t.name} has no optimization profile" for t in graph.inputs if t.name not in profiled]
     if problems:
         raise EngineBuildError(f"{plan.step}: " + "; ".join(problems))
-
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, plan.workspace_mb << 20)
-    profile = builder.create_optimization_profile()
-    for tensor in plan.profiles:
-        profile.set_shape(tensor.name, tensor.min, tensor.opt, tensor.max)
-    config.add_optimization_profile(profile)
-    for flag in plan.precision.builder_flags:
-        config.set_flag(getattr(trt.BuilderFlag, flag))
-    pinned = pin_fp32(trt, network, set(keep_fp32_nodes)) if plan.precision.keep_fp32 else 0
-    cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.exists() else b"")
-    config.set_timing_cache(cache, False)
-
+    timing_cache.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise EngineBuildError(f"{plan.step}: TensorRT could not build an engine from {onnx_path} (see its log above)")
+    try:
+        serialized = EngineBytesFromNetwork(network, create_config(settings, timing_cache), save_timing_cache=str(timing_cache))()
+    except PolygraphyException as exc:
+        raise EngineBuildError(f"{plan.step}: TensorRT could not build an engine from {onnx_path.name}: {exc}") from exc
     engine_path.parent.mkdir(parents=True, exist_ok=True)
     engine_path.write_bytes(memoryview(serialized))
-    timing_cache.parent.mkdir(parents=True, exist_ok=True)
-    timing_cache.write_bytes(memoryview(config.get_timing_cache().serialize()))
     seconds = time.monotonic() - started
-    logger.info("%s: engine built in %.1f s (%d layers pinned to FP32)", plan.step, seconds, pinned)
-    return {"build_seconds": round(seconds, 2), "fp32_layers": pinned, "tensorrt_version": str(trt.__version__)}
+    logger.info("%s: engine built in %.1f s (TensorRT %s, %s)", plan.step, seconds, version, settings.to_dict())
+    return {"build_seconds": round(seconds, 2), "tensorrt_version": version, "settings": settings.to_dict()}

@@ -16,10 +16,11 @@ from typing import Any
 
 from tritonize import __version__
 from tritonize.engines.plan import EnginePlan
+from tritonize.engines.tensorrt_build import TIMING_CACHE_PATTERN
 from tritonize.errors import EngineBuildError, RepositoryError
 from tritonize.pipeline.checkpoints import resolve_checkpoint, validation_texts
 from tritonize.pipeline.classification import build_classification, plan_classification
-from tritonize.pipeline.compile import TIMING_CACHE_FILE
+from tritonize.pipeline.compile import REHEARSAL_NOTE
 from tritonize.pipeline.deployment import DeploymentBuild, Workspace
 from tritonize.pipeline.options import BuildOptions
 from tritonize.pipeline.staging import Staging, read_report
@@ -56,6 +57,7 @@ def _base_report(options: BuildOptions, previous: dict[str, Any] | None) -> dict
         "target": options.target.value,
         "demo": options.demo,
         "dynamic_batching": options.dynamic_batching,
+        **({"rehearsal": REHEARSAL_NOTE} if options.rehearse else {}),
         "models": dict(previous.get("models", {})) if options.only and previous else {},
     }
 
@@ -84,7 +86,7 @@ def build(options: BuildOptions) -> dict[str, Any]:
     report = _base_report(options, previous)
     staging = Staging(options.out, merge=bool(options.only))
     pending: list[str] = []
-    staging.begin(keep_files=(TIMING_CACHE_FILE,))
+    staging.begin(keep_files=(TIMING_CACHE_PATTERN,))
     try:
         for model in options.selected.models:
             staging.remove_models(_owned_models(model, previous))

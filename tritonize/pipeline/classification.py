@@ -72,10 +72,12 @@ def _gate(
     from tritonize.engines.validate import ort_step, token_batches, validate_classifier_step
 
     log.info("%s: accuracy gate of the compiled model step against the FP32 ONNX", model.name)
-    return validate_classifier_step(
-        f"{model.name} ({model.engine.precision[target].value})",
-        ort_step(onnx_path),
-        compiled.candidate_steps()["model"],
-        token_batches(tokenizer_json, model, pad_id, texts),
-        compiled.gate(model),
-    )
+    with compiled.candidate_steps() as candidates:
+        figures = validate_classifier_step(
+            f"{model.name} ({model.engine.precision[target].value})",
+            ort_step(onnx_path),
+            candidates["model"],
+            token_batches(tokenizer_json, model, pad_id, texts),
+            compiled.gate(model),
+        )
+    return compiled.gate_entry(figures)

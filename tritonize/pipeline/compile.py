@@ -2,24 +2,31 @@
 
 * ``embedded`` / ``cpu`` in FP32: the ONNX graph itself (ONNX Runtime runs it); in INT8 its
   dynamically quantized copy (:mod:`tritonize.engines.quantize`).
-* ``gpu``: one TensorRT engine per step, from the plan (profiles + precision), with its
-  ``build_info.json``; the ONNX goes along so the engine can be rebuilt on the serving GPU.
-  An engine whose cache key (ONNX, TensorRT, compute capability, plan) matches the one already
+* ``gpu``: per step, the plan's precision graph (:mod:`tritonize.engines.precision_graph`: FP16 /
+  BF16 with its FP32 islands, from the FP32 export), then one strongly typed TensorRT engine
+  built from it, with its ``build_info.json``; the graph goes along as the step's ONNX. An
+  engine whose cache key (graph, TensorRT, compute capability, plan) matches the one already
   in the live repository is reused, not rebuilt. Where TensorRT is missing, the step is left
   *pending*: everything else is written and the build stops with one clear message.
+* ``gpu`` rehearsed: the same precision graphs, no engines; ONNX Runtime stands in for each
+  engine under its profiles (:func:`tritonize.engines.runners.ort_stand_in`) for the gate.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import enum
 import logging
 import shutil
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tritonize.engines.build_info import BuildInfo, cache_key, file_sha256
 from tritonize.engines.plan import EnginePlan
+from tritonize.engines.precision_graph import write_precision_graph
 from tritonize.engines.validate import Gate, Step, ort_step
 from tritonize.errors import EngineBuildError
 from tritonize.export.tensors import GraphDecl
@@ -29,7 +36,19 @@ from tritonize.spec import ModelSpec, Precision, Target
 
 log = logging.getLogger(__name__)
 
-TIMING_CACHE_FILE = "tensorrt_timing.cache"  # at the repository root, beside the engines it served
+REHEARSAL_NOTE = (
+    "rehearsal: ONNX Runtime on this CPU stood in for each engine, running the engine's own precision graph "
+    "under its optimization profiles. No substitute for the real gate: TensorRT's kernels, fusions and "
+    "tactics were not run; build on the serving GPU for that."
+)
+
+
+class CandidateKind(str, enum.Enum):
+    """What the gate's candidate steps are."""
+
+    ONNX = "onnx"  # INT8 graphs of the CPU targets, in ONNX Runtime
+    TENSORRT = "tensorrt"  # engines
+    REHEARSAL = "rehearsal"  # precision graphs in ONNX Runtime, under the engines' profiles
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,20 +69,23 @@ class CompileContext:
     workdir: Path
     plans: dict[str, EnginePlan] = field(default_factory=dict)  # by step; gpu target only
     previous: Path | None = None  # the live repository, for engine reuse
-    timing_cache: Path | None = None
+    timing_cache_dir: Path | None = None  # one cache file per TensorRT release and GPU architecture
+    rehearse: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
 class Compiled:
     """The compiled steps, and the faster graphs the accuracy gate must compare with FP32.
 
-    ``candidates`` (by component) are TensorRT engines (gpu) or INT8 ONNX graphs (cpu targets);
-    empty when the step serves the FP32 export itself, or its engine is still pending.
+    ``candidates`` (by component) are TensorRT engines, precision graphs (rehearsal) or INT8
+    ONNX graphs (cpu targets), as ``kind`` says; empty when the step serves the FP32 export
+    itself, or its engine is still pending.
     """
 
     steps: dict[str, StepFiles]  # by component
     candidates: dict[str, Path] = field(default_factory=dict)
-    report: dict[str, Any] = field(default_factory=dict)  # by step: plan, build info or pending
+    kind: CandidateKind = CandidateKind.ONNX
+    report: dict[str, Any] = field(default_factory=dict)  # by step: plan, graph, build info or pending
     pending: tuple[str, ...] = ()  # steps whose engines need TensorRT
     plans: dict[str, EnginePlan] = field(default_factory=dict)  # by component, resolved for the GPU used
 
@@ -78,13 +100,30 @@ class Compiled:
             tie_margin=model.gate.tie_margin,
         )
 
-    def candidate_steps(self) -> dict[str, Step]:
-        """Step callables of the candidates: TensorRT runners (gpu) or ONNX Runtime sessions."""
-        if self.plans:
-            from tritonize.engines.runtime import EngineRunner
+    @contextmanager
+    def candidate_steps(self) -> Iterator[dict[str, Step]]:
+        """Step callables of the candidates, closed (TensorRT contexts, streams) on exit."""
+        with ExitStack() as stack:
+            if self.kind is CandidateKind.TENSORRT:
+                from tritonize.engines.tensorrt_runner import tensorrt_step
 
-            return {c: EngineRunner(path) for c, path in self.candidates.items()}
-        return {c: ort_step(path) for c, path in self.candidates.items()}
+                steps = {c: stack.enter_context(tensorrt_step(self.plans[c].step, p)) for c, p in self.candidates.items()}
+            elif self.kind is CandidateKind.REHEARSAL:
+                from tritonize.engines.runners import ort_stand_in
+
+                steps = {}
+                for c, path in self.candidates.items():
+                    plan = self.plans[c]
+                    steps[c] = stack.enter_context(ort_stand_in(plan.step, path, plan.precision.precision, plan.profiles))
+            else:
+                steps = {c: ort_step(path) for c, path in self.candidates.items()}
+            yield steps
+
+    def gate_entry(self, figures: dict[str, Any]) -> dict[str, Any]:
+        """The gate's report entry: ``figures``, marked when they come from a rehearsal."""
+        if self.kind is CandidateKind.REHEARSAL:
+            return {**figures, "rehearsed": True, "note": REHEARSAL_NOTE}
+        return figures
 
 
 def compile_graphs(context: CompileContext, exported: dict[str, Exported]) -> Compiled:
@@ -107,63 +146,68 @@ def compile_graphs(context: CompileContext, exported: dict[str, Exported]) -> Co
     return Compiled(steps=steps)
 
 
-def _compile_engines(context: CompileContext, exported: dict[str, Exported]) -> Compiled:
+def _tensorrt_here() -> tuple[str | None, Any]:
+    """(TensorRT version, first GPU) of this machine; None for what is missing."""
     from tritonize.engines import local
-    from tritonize.engines.tensorrt_build import TensorRTUnavailable, build_engine, import_tensorrt
+    from tritonize.engines.tensorrt_build import TensorRTUnavailable, import_tensorrt
 
     try:
-        trt_version = str(import_tensorrt().__version__)
+        version = str(import_tensorrt().__version__)
     except TensorRTUnavailable:
-        trt_version = None
-    gpu = next(iter(local.gpus()), None)
-    steps, engines, report, pending, resolved = {}, {}, {}, [], {}
+        version = None
+    return version, next(iter(local.gpus()), None)
+
+
+def _compile_engines(context: CompileContext, exported: dict[str, Exported]) -> Compiled:
+    trt_version, gpu = (None, None) if context.rehearse else _tensorrt_here()
+    steps, candidates, report, pending, resolved = {}, {}, {}, [], {}
+    kind = CandidateKind.REHEARSAL if context.rehearse else CandidateKind.TENSORRT
     for component, item in exported.items():
         plan = context.plans[item.step]
-        files = {layout.ONNX_FILE: item.onnx}
+        if gpu is not None:
+            plan = plan.with_compute_capability(gpu.compute_capability)
+        graph = write_precision_graph(item.onnx, plan.precision, context.workdir / item.step / layout.ONNX_FILE)
+        files = {layout.ONNX_FILE: graph.path}
+        entry: dict[str, Any] = {"plan": plan.to_dict(), "graph": graph.to_dict()}
+        steps[component] = StepFiles(graph=item.graph, files=files)
+        report[item.step] = entry
+        if context.rehearse:
+            entry["engine"] = "rehearsed: not built (ONNX Runtime stood in for it in the gate)"
+            candidates[component], resolved[component] = graph.path, plan
+            continue
         if trt_version is None or gpu is None:
             pending.append(item.step)
-            report[item.step] = {"plan": plan.to_dict(), "engine": "pending: needs TensorRT and an NVIDIA GPU"}
-            steps[component] = StepFiles(graph=item.graph, files=files)
+            entry["engine"] = "pending: needs TensorRT and an NVIDIA GPU"
             continue
-        plan = plan.with_compute_capability(gpu.compute_capability)
-        onnx_sha = file_sha256(item.onnx)
-        key = cache_key(onnx_sha, trt_version, gpu.compute_capability, plan)
+        graph_sha = file_sha256(graph.path)
+        key = cache_key(graph_sha, trt_version, gpu.compute_capability, plan)
         engine, info_path = _reuse(context.previous, item.step, key, context.workdir / item.step)
         if engine is None:
+            from tritonize.engines.tensorrt_build import build_engine, timing_cache_name
+
             engine = context.workdir / item.step / layout.PLAN_FILE
-            facts = build_engine(item.onnx, plan, item.graph, engine, context.timing_cache, island_nodes(item.onnx, plan))
+            cache = context.timing_cache_dir / timing_cache_name(trt_version, gpu.compute_capability)
+            facts = build_engine(graph.path, plan, item.graph, engine, cache)
             info = BuildInfo(
                 tensorrt_version=facts["tensorrt_version"],
                 gpu_name=gpu.name,
                 compute_capability=gpu.compute_capability,
-                onnx_sha256=onnx_sha,
+                onnx_sha256=graph_sha,
                 plan=plan,
                 built_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 build_seconds=facts["build_seconds"],
-                fp32_layers=facts["fp32_layers"],
+                fp32_layers=len(graph.fp32_nodes),
             )
             info_path = info.write(engine.parent / layout.BUILD_INFO_FILE)
-            report[item.step] = {"plan": plan.to_dict(), "engine": "built", "build_info": info.to_dict()}
+            entry.update({"engine": "built", "build_info": info.to_dict(), "settings": facts["settings"]})
         else:
             log.info("%s: engine unchanged (cache key %s), reused", item.step, key[:12])
-            report[item.step] = {"plan": plan.to_dict(), "engine": "reused", "cache_key": key}
+            entry.update({"engine": "reused", "cache_key": key})
         files.update({layout.PLAN_FILE: engine, layout.BUILD_INFO_FILE: info_path})
-        steps[component] = StepFiles(graph=item.graph, files=files)
-        engines[component] = engine
-        resolved[component] = plan
-    return Compiled(steps=steps, candidates=engines, report=report, pending=tuple(pending), plans=resolved)
-
-
-def island_nodes(onnx_path: Path, plan: EnginePlan) -> list[str]:
-    """The ONNX node names ``plan`` keeps in FP32 (empty when it keeps none)."""
-    if not plan.precision.keep_fp32:
-        return []
-    import onnx
-
-    from tritonize.engines.precision import fp32_nodes
-
-    found = fp32_nodes(onnx.load(str(onnx_path), load_external_data=False), plan.precision.keep_fp32)
-    return [name for names in found.values() for name in names]
+        candidates[component], resolved[component] = engine, plan
+    return Compiled(
+        steps=steps, candidates=candidates, kind=kind, report=report, pending=tuple(pending), plans=resolved
+    )
 
 
 def _reuse(previous: Path | None, step: str, key: str, workdir: Path) -> tuple[Path | None, Path | None]:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tritonize.engines.plan import EnginePlan
-from tritonize.pipeline.compile import TIMING_CACHE_FILE, CompileContext
+from tritonize.pipeline.compile import CompileContext
 from tritonize.pipeline.options import BuildOptions
 from tritonize.spec import ModelSpec
 
@@ -29,7 +29,8 @@ class Workspace:
             workdir=self.workdir / "engines",
             plans=plans,
             previous=self.previous,
-            timing_cache=self.repository / TIMING_CACHE_FILE,
+            timing_cache_dir=self.repository,
+            rehearse=self.options.rehearse,
         )
 
 

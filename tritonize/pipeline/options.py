@@ -30,12 +30,15 @@ class BuildOptions:
     cache_dir: Path = field(default_factory=default_cache_dir)
     validation_texts: tuple[str, ...] = ()
     train_data: Path | None = None  # demo builds: fine-tune on this labelled file (see tritonize.demo)
+    rehearse: bool = False  # gpu target: gate the precision graphs in ONNX Runtime, build no engines
 
     def __post_init__(self) -> None:
         if self.demo is not None and self.demo not in DEMO_SIZES:
             raise RepositoryError(f"--demo must be one of {DEMO_SIZES}, got {self.demo!r}")
         if self.train_data is not None and self.demo is None:
             raise RepositoryError("--train-data fine-tunes the demo checkpoints: use it with --demo tiny|full")
+        if self.rehearse and self.target is not Target.GPU:
+            raise RepositoryError(f"--rehearse rehearses the gpu target's engine gate, not the {self.target.value} target")
         for name in self.only:
             self.spec.get(name)  # SpecError naming the known deployments
 

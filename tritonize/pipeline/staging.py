@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ class Staging:
 
     def begin(self, keep_files: tuple[str, ...] = ()) -> Path:
         """Create the staging directory: a linked copy of the live one when merging, else empty
-        but for the root files named in ``keep_files`` (e.g. the timing cache)."""
+        but for the root files matching a glob of ``keep_files`` (e.g. the timing caches)."""
         self.live.parent.mkdir(parents=True, exist_ok=True)
         for leftover in (self.path, self._old):
             if leftover.exists():
@@ -63,7 +64,7 @@ class Staging:
             for entry in self.live.iterdir():
                 if entry.is_dir() and self.merge:
                     shutil.copytree(entry, self.path / entry.name, copy_function=os.link, symlinks=True)
-                elif entry.is_file() and (self.merge or entry.name in keep_files):
+                elif entry.is_file() and (self.merge or any(fnmatch(entry.name, p) for p in keep_files)):
                     shutil.copy2(entry, self.path / entry.name)
         return self.path
 

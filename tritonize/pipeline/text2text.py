@@ -83,13 +83,15 @@ def _gate(
     log.info("%s: accuracy gate of the compiled steps against the FP32 ONNX graphs", model.name)
     decoding = {k: int(v) for k, v in parameters.items()}
     tokenizer = load_tokenizer(str(tokenizer_json.parent), model.max_input_length)
-    return validate_t5_steps(
-        f"{model.name} ({model.engine.precision[target].value})",
-        {c: ort_step(path) for c, path in onnx.items()},
-        compiled.candidate_steps(),
-        token_batches(tokenizer_json, model, decoding["pad_token_id"], texts),
-        decoding,
-        label_token_ids(tokenizer, model.labels) if model.labels else [],
-        max(model.generation.max_new_tokens, GATE_NEW_TOKENS),
-        compiled.gate(model),
-    )
+    with compiled.candidate_steps() as candidates:
+        figures = validate_t5_steps(
+            f"{model.name} ({model.engine.precision[target].value})",
+            {c: ort_step(path) for c, path in onnx.items()},
+            candidates,
+            token_batches(tokenizer_json, model, decoding["pad_token_id"], texts),
+            decoding,
+            label_token_ids(tokenizer, model.labels) if model.labels else [],
+            max(model.generation.max_new_tokens, GATE_NEW_TOKENS),
+            compiled.gate(model),
+        )
+    return compiled.gate_entry(figures)
