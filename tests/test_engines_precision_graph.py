@@ -67,7 +67,7 @@ def test_fp16_t5_graph_keeps_fp32_io_and_its_islands_and_passes_the_gate_toleran
     # island to island in FP32: x**2 reaches the mean without a round trip through FP16 (it overflows there)
     means = [n for n in model.graph.node if n.op_type == "ReduceMean" and n.name in kept]
     assert {m.input[0] for m in means} == {p.output[0] for p in pows}
-    tolerance = shipped_spec("t5-small").engine_tolerance[Precision.FP16]
+    tolerance = shipped_spec("t5-small").gate.engine_tolerance[Precision.FP16]
     assert 0 < _max_encoder_diff(exported.paths["encoder"], out.read_bytes(), _encoder_batches("t5-small")) <= tolerance
 
 
@@ -79,7 +79,7 @@ def test_position_buckets_in_fp16_move_the_t5_encoder_beyond_the_gate_and_fp32_b
     plan = precision_plan(Family.T5, "encoder", Precision.FP16)
     assert INDEX_MATH in plan.keep_fp32
     without = dataclasses.replace(plan, keep_fp32=(T5_LAYER_NORM, RESIDUAL_ADD))
-    tolerance = shipped_spec("t5-small").engine_tolerance[Precision.FP16]
+    tolerance = shipped_spec("t5-small").gate.engine_tolerance[Precision.FP16]
     diffs = {}
     for name, candidate in (("with", plan), ("without", without)):
         out = scratch_dir(f"buckets-{name}") / "encoder.onnx"
@@ -110,7 +110,7 @@ def test_bf16_graph_takes_values_from_fp32_and_runs_emulated_within_the_bf16_tol
     emulated = emulate_bf16(model)
     assert not any(n.op_type not in ("Cast", "Constant") and BFLOAT16 in _node_types(emulated, n) for n in emulated.graph.node)
     diff = _max_encoder_diff(exported.paths["encoder"], stand_in_model(out, Precision.BF16), _encoder_batches("flan-t5-small"))
-    assert 1e-4 < diff <= shipped_spec("flan-t5-small").engine_tolerance[Precision.BF16]  # rounded, not FP32
+    assert 1e-4 < diff <= shipped_spec("flan-t5-small").gate.engine_tolerance[Precision.BF16]  # rounded, not FP32
 
 
 def _node_types(model, node) -> set[int]:

@@ -3,7 +3,6 @@ batching: what overflowed the engine profile of the shipped T5 deployments, run 
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from pathlib import Path
 
@@ -103,7 +102,7 @@ def test_gate_batches_never_exceed_max_batch_size():
     """Triton never sends a step more rows than max_batch_size; neither may the gate."""
     from tritonize.corpus import builtin_for_labels
 
-    model = dataclasses.replace(shipped_spec(SIX_LABELS), max_batch_size=4)
+    model = shipped_spec(SIX_LABELS).replace(max_batch_size=4)
     assert max(BATCH_SIZES) > model.batching.max_batch_size
     texts = [e.text for e in builtin_for_labels(model.labels)][:40]
     tokenizer_json, pad = _gate_tokenizer()
@@ -165,7 +164,7 @@ def _gate(model, compiled, exported, texts):
 def test_rehearsed_gate_scores_six_labels_within_the_profiles_of_the_fp16_engines(max_batch_size):
     """Label scoring sends rows x labels (8 x 6 = 48 > 32; 4 x 6 = 24 > 4) to the decoder: the
     profiled step splits them at the profile's max, and the FP16 graphs pass the gate."""
-    model = dataclasses.replace(shipped_spec(SIX_LABELS), max_batch_size=max_batch_size, opt_batch_size=None)
+    model = shipped_spec(SIX_LABELS).replace(max_batch_size=max_batch_size, opt_batch_size=None)
     compiled, exported, texts = _rehearsed_t5(model)
     assert {p.precision.precision for p in compiled.plans.values()} == {Precision.FP16}
     decoder = {t.name: t for t in compiled.plans["decoder"].profiles}["input_ids"]
@@ -180,7 +179,7 @@ def test_rehearsed_gate_scores_six_labels_within_the_profiles_of_the_fp16_engine
 def test_rehearsed_gate_that_exceeds_a_profile_fails_with_the_typed_profile_error():
     """Plans made without the labels give the decoder a one-token profile; label scoring then
     feeds whole labels: the stand-in refuses the shape as TensorRT would, before running."""
-    model = dataclasses.replace(shipped_spec(SIX_LABELS), max_batch_size=4, opt_batch_size=None)
+    model = shipped_spec(SIX_LABELS).replace(max_batch_size=4, opt_batch_size=None)
     compiled, exported, texts = _rehearsed_t5(model, labels_in_plan=False)
     with pytest.raises(ProfileShapeError, match=r"_decoder: input input_ids has shape \[\d+, [2-9]\], outside"):
         _gate(model, compiled, exported, texts[:8])

@@ -40,7 +40,7 @@ def test_build_settings_are_strongly_typed_without_tf32_on_10_and_11(precision):
     on_10, on_11 = build_settings(plan, "10.13.3.9"), build_settings(plan, "11.4.0.106")
     assert on_10.strongly_typed and not on_11.strongly_typed  # 11: every network is, the flag is ignored
     assert on_10.tf32 is on_11.tf32 is False
-    assert on_10.workspace_bytes == MODEL.workspace_mb << 20 and on_10.profiles == plan.profiles
+    assert on_10.workspace_bytes == MODEL.engine.workspace_mb << 20 and on_10.profiles == plan.profiles
 
 
 def test_polygraphy_config_carries_the_plan_profiles_and_clears_tf32():

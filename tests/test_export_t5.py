@@ -116,7 +116,7 @@ def _generate_both(demo: str, max_new_tokens: int, eos_id: int):
 @pytest.mark.parametrize("demo", DEMOS)
 @pytest.mark.parametrize("steps", ["spec", 8])
 def test_greedy_decode_matches_hf_generate_token_for_token(demo: str, steps):
-    max_new_tokens = shipped_spec(demo).max_new_tokens if steps == "spec" else steps
+    max_new_tokens = shipped_spec(demo).generation.max_new_tokens if steps == "spec" else steps
     ours, theirs = _generate_both(demo, max_new_tokens, eos_id=1)
     assert ours == theirs
     assert len({tuple(t) for t in ours}) >= 2

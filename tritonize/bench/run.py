@@ -200,7 +200,7 @@ def measure_t5(s: Session, endpoints: Endpoints, result: BenchResult) -> list[Me
 
 def _max_new_tokens(s: Session, name: str) -> int:
     try:
-        return s.spec.get(name).max_new_tokens
+        return s.spec.get(name).generation.max_new_tokens
     except (KeyError, ValueError):  # a repository built from another spec: the entry model's own default
         from tritonize.bench.baselines import step_parameters
 
