@@ -15,6 +15,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tritonize.commands._args import add_inference_key_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("health", help="probe each deployment with a real inference; show the watchdog's status")
@@ -23,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--repository", type=Path, help="take the deployments from this repository's build report")
     p.add_argument("--status-file", type=Path, help="status written by `tritonize serve` (default: by the URL's port)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds one probe may take")
+    add_inference_key_argument(p)
     p.set_defaults(func=run)
 
 
@@ -59,7 +62,7 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
     status = read_status(status_file)
     live = _endpoint_ok(url, "/v2/health/live", args.timeout)
     ready = live and _endpoint_ok(url, "/v2/health/ready", args.timeout)
-    prober = Prober(url, timeout_s=args.timeout)
+    prober = Prober(url, timeout_s=args.timeout, inference_key=args.inference_key)
     probes = {name: prober.probe(name).to_dict() for name in _deployments(args, status)} if live else {}
     return {
         "url": url,
