@@ -244,6 +244,12 @@ class ServerSpec:
     processes, T5 KV caches included (Docker's default /dev/shm is 64 MiB). ``replicas`` /
     ``max_replicas`` bound the Kubernetes autoscaler, which adds servers when the average queue
     time per request goes over ``queue_time_target_us``.
+
+    ``http_max_input_mib`` caps one HTTP request body (``--http-max-input-size``, where the pinned
+    Triton has the flag; Triton's default is 64 MiB, far above any request of these deployments).
+    ``cuda_memory_pool_mib`` is Triton's CUDA memory pool per GPU (``--cuda-memory-pool-byte-size``,
+    gpu target): Triton's default of 64 MiB is smaller than one batch of a T5 KV cache, which the
+    Python backend copies into that pool for every BLS call that passes GPU tensors.
     """
 
     gpus: int = 1
@@ -258,6 +264,8 @@ class ServerSpec:
     memory_gib: int = 16
     storage_gib: int = 20
     monitoring_namespace: str = "monitoring"
+    http_max_input_mib: int = 16
+    cuda_memory_pool_mib: int = 256
     source: str = "<spec>"
 
     def __post_init__(self) -> None:
@@ -285,6 +293,8 @@ class ServerSpec:
                 "monitoring_namespace",
                 f"must be a Kubernetes namespace name (lower-case letters, digits, '-'), got {self.monitoring_namespace!r}",
             ),
+            (self.http_max_input_mib < 1, "http_max_input_mib", f"must be >= 1 MiB, got {self.http_max_input_mib}"),
+            (self.cuda_memory_pool_mib < 64, "cuda_memory_pool_mib", f"must be >= 64 MiB (Triton's default), got {self.cuda_memory_pool_mib}"),
         ]
         for broken, name, problem in rules:
             if broken:

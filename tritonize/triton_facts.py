@@ -10,8 +10,9 @@ behaviour. Sources for the NGC side: the tags of ``triton-inference-server/serve
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+
+from tritonize.tensorrt_facts import version_parts
 
 # nvidia-pytriton 0.7.0 bundles tritonserver 2.51.0 (Python backend only); its /v2 metadata says so.
 EMBEDDED_TRITON_VERSION = "2.51.0"
@@ -71,22 +72,9 @@ FLAGS = {
 }
 
 
-def version_tuple(version: str) -> tuple[int, ...]:
-    """``"2.59.1"`` -> (2, 59, 1); leading numeric components only (``10.11.0.post1`` -> (10, 11, 0))."""
-    parts: list[int] = []
-    for piece in version.strip().split("."):
-        digits = re.match(r"\d+", piece)
-        if not digits:
-            break
-        parts.append(int(digits.group()))
-        if digits.group() != piece:
-            break
-    return tuple(parts)
-
-
 def supports(flag: str, triton_version: str) -> bool:
     """True when ``triton_version`` has ``--flag``. Raises KeyError for a flag not listed in :data:`FLAGS`."""
-    return version_tuple(triton_version) >= version_tuple(FLAGS[flag].since)
+    return version_parts(triton_version) >= version_parts(FLAGS[flag].since)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,7 +140,7 @@ CRASHERS = {
 
 def first_release_without_crashers() -> Crasher:
     """The crasher fixed last: a server older than its release can be stopped by one request."""
-    return max(CRASHERS.values(), key=lambda c: version_tuple(c.fixed_in))
+    return max(CRASHERS.values(), key=lambda c: version_parts(c.fixed_in))
 
 
 # Published vulnerabilities of the embedded 2.51 in code a remote client reaches.
