@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate every checked-in deployment file from tritonize/models.toml and tritonize/deploy/versions.env:
-# both compose files, both sets of Kubernetes manifests, and the release table in docs/release.md.
+# both compose files, both sets of Kubernetes manifests, and the generated tables of docs/release.md and
+# docs/security.md (the release, from versions.env; the crashers, from tritonize/triton_facts.py).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 tritonize=.venv/bin/tritonize
@@ -10,4 +11,4 @@ for target in gpu cpu; do
   rm -rf "deploy/kubernetes/$target"  # a resource dropped from the generator must not linger here
   "$tritonize" deploy kubernetes --target "$target" --out "deploy/kubernetes/$target"
 done
-"$tritonize" deploy release --update docs/release.md
+"$tritonize" deploy release --update docs/release.md --update docs/security.md

@@ -66,7 +66,7 @@ FLAGS = {
             name="http-max-input-size",
             since="2.59.0",
             default="64 MiB",
-            source="server #8174, first tagged v2.59.0 (NGC 25.06); absent from 2.58.0 and the embedded 2.51.0",
+            source="https://github.com/triton-inference-server/server/pull/8174, first tagged v2.59.0 (NGC 25.06); absent from 2.58.0 and the embedded 2.51.0",
         ),
     )
 }
@@ -104,35 +104,35 @@ CRASHERS = {
             summary="an HTTP body of ~1M one-byte chunks overflows the frontend's stack (CVE-2025-23310/23311)",
             fixed_in="2.59.1",
             ngc="25.07",
-            upstream="NVIDIA security bulletin 5687",
+            upstream="NVIDIA security bulletin https://nvidia.custhelp.com/app/answers/detail/a_id/5687",
         ),
         Crasher(
             key="class-count-bytes",
             summary="class_count (classification extension) on a BYTES output: SIGFPE",
             fixed_in="2.59.1",
             ngc="25.07",
-            upstream="server #8267, cherry-picked to r25.07 as #8309",
+            upstream="https://github.com/triton-inference-server/server/pull/8267 (on r25.07: https://github.com/triton-inference-server/server/pull/8309)",
         ),
         Crasher(
             key="overflowing-shape",
             summary="a numeric JSON input whose shape's element count overflows: std::length_error, SIGABRT",
             fixed_in="2.58.0",
             ngc="25.05",
-            upstream="server #8182 (element count checks); #8174 adds --http-max-input-size in 2.59.0",
+            upstream="https://github.com/triton-inference-server/server/pull/8182 (element count checks); https://github.com/triton-inference-server/server/pull/8174 adds --http-max-input-size in 2.59.0",
         ),
         Crasher(
             key="nested-tensor-data",
             summary="tensor data nested ~40 000 deep: the frontend's recursive walk of `data` overflows the stack",
             fixed_in="2.58.0",
             ngc="25.05",
-            upstream="server #8172 (JSON nesting depth limit 100 for tensor data)",
+            upstream="https://github.com/triton-inference-server/server/pull/8172 (nesting depth limit 100 for tensor data)",
         ),
         Crasher(
             key="nested-json-body",
             summary="any JSON body nested deep enough: the recursive RapidJSON parse overflows the stack",
             fixed_in="2.69.0",
             ngc="26.05",
-            upstream="common #156 (RapidJSON iterative parsing)",
+            upstream="https://github.com/triton-inference-server/common/pull/156 (RapidJSON iterative parsing)",
         ),
     )
 }
@@ -148,3 +148,14 @@ EMBEDDED_VULNERABILITIES = (
     "CVE-2025-23310, CVE-2025-23311 (HTTP chunked request bodies)",
     "CVE-2025-23319, CVE-2025-23320, CVE-2025-23334 (Python backend shared memory)",
 )
+
+
+CRASHERS_BEGIN = "<!-- crasher table: generated from tritonize/triton_facts.py; do not edit -->"
+CRASHERS_END = "<!-- end of crasher table -->"
+
+
+def crashers_markdown() -> str:
+    """The docs' table of the requests that stop the embedded 2.51 and the release that survives each."""
+    lines = [CRASHERS_BEGIN, "| Request | First release that survives it | Upstream fix |", "|---|---|---|"]
+    lines += [f"| {c.summary} | {c.fixed} | {c.upstream} |" for c in CRASHERS.values()]
+    return "\n".join([*lines, CRASHERS_END]) + "\n"

@@ -2,7 +2,7 @@
 
     tritonize deploy compose [--target gpu|cpu] [--out docker-compose.yml]
     tritonize deploy kubernetes [--target gpu|cpu] [--replicas N] [--registry R] --out DIR
-    tritonize deploy release [--check-tensorrt] [--markdown] [--update docs/release.md]
+    tritonize deploy release [--check-tensorrt] [--markdown] [--update docs/release.md ...]
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="exit 1 unless this image's TensorRT (Python package and libnvinfer) is the pinned one",
     )
     release.add_argument("--markdown", action="store_true", help="print the release table of docs/release.md")
-    release.add_argument("--update", type=Path, metavar="FILE", help="rewrite the release table between its markers in FILE")
+    release.add_argument(
+        "--update", type=Path, metavar="FILE", action="append", help="rewrite the generated tables between their markers in FILE"
+    )
     release.set_defaults(func=run_release)
 
 
@@ -96,10 +98,10 @@ def run_release(args: argparse.Namespace) -> int:
         print(markdown_table(release), end="")
         return 0
     if args.update:
-        from tritonize.deploy.release import update_marked_table
+        from tritonize.deploy.release import update_marked_tables
 
-        update_marked_table(args.update, release)
-        print(f"updated the release table in {args.update}")
+        for path in args.update:
+            print(f"updated {update_marked_tables(path, release)} generated table(s) in {path}")
         return 0
     for key, value in release.facts().items():
         print(f"{key}={value}")

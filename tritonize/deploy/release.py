@@ -157,24 +157,45 @@ def markdown_table(release: Release) -> str:
     return "\n".join([*lines, MARKDOWN_END]) + "\n"
 
 
-def marked_table(text: str) -> str:
-    """The release table between the markers of ``text`` (markers included, with its newline).
+def marked_table(text: str, begin: str = MARKDOWN_BEGIN, end: str = MARKDOWN_END) -> str:
+    """The generated block between ``begin`` and ``end`` in ``text`` (markers included, with its newline).
 
     Raises:
         ReleaseError: the markers are missing.
     """
     try:
-        start, end = text.index(MARKDOWN_BEGIN), text.index(MARKDOWN_END) + len(MARKDOWN_END)
+        start, stop = text.index(begin), text.index(end) + len(end)
     except ValueError:
-        raise ReleaseError(f"no release table markers ({MARKDOWN_BEGIN!r} ... {MARKDOWN_END!r})") from None
-    return text[start : end + 1] if text[end : end + 1] == "\n" else text[start:end]
+        raise ReleaseError(f"no generated-table markers ({begin!r} ... {end!r})") from None
+    return text[start : stop + 1] if text[stop : stop + 1] == "\n" else text[start:stop]
 
 
-def update_marked_table(path: Path, release: Release) -> None:
-    """Replace the release table between the markers of ``path`` with a fresh rendering."""
+def generated_tables(release: Release) -> dict[tuple[str, str], str]:
+    """(begin, end) markers -> fresh block, for every table the docs carry: the release and the crashers."""
+    from tritonize import triton_facts
+
+    return {
+        (MARKDOWN_BEGIN, MARKDOWN_END): markdown_table(release),
+        (triton_facts.CRASHERS_BEGIN, triton_facts.CRASHERS_END): triton_facts.crashers_markdown(),
+    }
+
+
+def update_marked_tables(path: Path, release: Release) -> int:
+    """Replace every generated table found in ``path`` with a fresh rendering; returns how many.
+
+    Raises:
+        ReleaseError: ``path`` holds none of the generated tables.
+    """
     text = path.read_text(encoding="utf-8")
-    old = marked_table(text)
-    path.write_text(text.replace(old, markdown_table(release), 1), encoding="utf-8")
+    found = 0
+    for (begin, end), block in generated_tables(release).items():
+        if begin in text:
+            text = text.replace(marked_table(text, begin, end), block, 1)
+            found += 1
+    if not found:
+        raise ReleaseError(f"{path}: no generated-table markers")
+    path.write_text(text, encoding="utf-8")
+    return found
 
 
 def _cite(source: str) -> str:
