@@ -74,7 +74,7 @@ def _add_arguments(parser) -> None:
     group.add_argument(
         "--triton-refusal-backoff", type=float, default=0.1, help="seconds a user waits after an overload refusal"
     )
-    group.add_argument(
+    parser.add_argument(  # on the parser, not the group: only Locust's parser takes include_in_web_ui
         "--inference-key",
         default=os.environ.get(INFERENCE_KEY_ENV) or "",
         include_in_web_ui=False,  # a secret: not shown (or sent back) by the web UI

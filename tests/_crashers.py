@@ -112,7 +112,8 @@ def send_class_count(protocol: str) -> Sender:
             client.infer(MODEL, [tensor], outputs=[module.InferRequestedOutput("LABEL", class_count=2)], headers=headers)
             return 200 if protocol == "http" else "OK"
         except InferenceServerException as exc:
-            return str(exc.status())
+            status = str(exc.status())  # HTTP: "403"; gRPC: "StatusCode.UNAVAILABLE"
+            return int(status) if status.isdigit() else status
         except Exception:  # noqa: BLE001 - the transport broke: the server died under the request
             return None
         finally:
