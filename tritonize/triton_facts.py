@@ -1,24 +1,27 @@
-"""What tritonize relies on in Triton Inference Server, each fact with the version it was observed in.
+"""What tritonize relies on that is a property of one Triton release, not of its documented API.
 
-Why one module: Triton's command-line flags, API group names and header conventions change between
-releases, and tritonize runs two of them (the embedded 2.51 server and the pinned NGC release).
-Code that depends on such a fact imports it from here; ``tests/test_triton_facts.py`` pins each
-fact against the real embedded server (or its ``--help``), so an upgrade breaks one test, not a
-behaviour. Sources for the NGC side: the tags of ``triton-inference-server/server`` and
-``triton-inference-server/common`` named next to each fact.
+Triton reports some things only as message text or process command lines: which stub died,
+why a request was refused, which connection never reached a server. Code that decides on such
+a fact reads it from here, never from a literal of its own, so an upgrade of the server (or of
+the client transports) changes one module. Each fact names the version it was observed in, and
+``tests/test_triton_facts.py`` pins every one against the real embedded server (Triton 2.51,
+python_backend r24.10, from nvidia-pytriton 0.7.0) or the real client transport: an upgrade that
+changes a fact fails that test, not a behaviour somewhere else.
+
+This module imports nothing from tritonize: every layer may read it.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
-from tritonize.tensorrt_facts import version_parts
+EMBEDDED_TRITON_VERSION = "2.51.0"  # tritonserver bundled in nvidia-pytriton 0.7.0
 
-# nvidia-pytriton 0.7.0 bundles tritonserver 2.51.0 (Python backend only); its /v2 metadata says so.
-EMBEDDED_TRITON_VERSION = "2.51.0"
-
-# Every API group `--http-restricted-api` / `--grpc-restricted-protocol` accept, in Triton's order
-# (server src/restricted_features.h RESTRICTED_CATEGORY_NAMES: the same nine in 2.51.0 and 2.71.0).
+# --- API groups and the admin header (Triton 2.51 ``--http-restricted-api`` / ``--grpc-restricted-protocol``)
+# The flags accept exactly these group names, in this order (server src/restricted_features.h
+# RESTRICTED_CATEGORY_NAMES: the same nine in 2.51.0 and 2.71.0; `tritonserver --help` lists them).
 API_GROUPS = (
     "health",
     "metadata",
@@ -30,15 +33,85 @@ API_GROUPS = (
     "trace",
     "logging",
 )
-
-# gRPC metadata key of a restricted group = this prefix + the configured header
-# (server src/grpc/grpc_server.h kRestrictedProtocolHeaderTemplate, 2.51.0 and 2.71.0).
+# tritonize's split of them: what an inference client needs stays open, the rest needs the admin key.
+CLIENT_APIS = ("health", "metadata", "inference", "model-config")
+RESTRICTED_APIS = ("model-repository", "shared-memory", "statistics", "trace", "logging")
+# 2.51's gRPC frontend looks for the configured header under this prefix in the call's metadata
+# (server src/grpc/grpc_server.h kRestrictedProtocolHeaderTemplate; unchanged in 2.71.0).
 GRPC_RESTRICTED_HEADER_PREFIX = "triton-grpc-protocol-"
-
-# In 2.51.0 (and 2.71.0) HTTPAPIServer::HandleInfer checks the "inference" restriction first,
-# before the body is decompressed, gathered or parsed (server src/http_server.cc): a request
-# without the header never reaches the JSON parser or the tensor readers.
+# In 2.51.0 (and 2.71.0) HTTPAPIServer::HandleInfer checks the "inference" restriction first, before
+# the body is decompressed, gathered or parsed (server src/http_server.cc): a request without the
+# header never reaches the JSON parser or the tensor readers.
 RESTRICTION_CHECKED_BEFORE_BODY = "2.51.0"
+# A restricted call without the key: HTTP 403, but gRPC UNAVAILABLE with this text (2.51).
+RESTRICTED_MESSAGE = "is restricted"
+
+# --- scheduler refusals (2.51 dynamic batcher with a ``default_queue_policy``): HTTP 503 / gRPC
+# UNAVAILABLE, a status that also means "server not there"; only the text tells them apart.
+SCHEDULER_REFUSALS = ("Exceeds maximum queue size", "Request timeout expired")
+
+# --- a Python-backend stub that died or stopped answering (2.51): the model stays READY and the
+# server ready; only an inference fails, naming the instance.
+_STUB_UNHEALTHY = re.compile(r"Stub process '(?P<instance>[^']+)' is not healthy")
+
+
+def unhealthy_instance(message: str) -> str | None:
+    """The instance named by Triton's ``Stub process '<instance>' is not healthy.``, if any."""
+    match = _STUB_UNHEALTHY.search(message)
+    return match["instance"] if match else None
+
+
+# --- the stub's command line (python_backend r24.10 ``stub_launcher.cc``): Triton reports no stub
+# PIDs, so the process table is the only place to find a server's stubs and shm regions:
+#   triton_python_backend_stub <model.py> <shm region> <shm size> <shm growth> <server pid>
+#                              <python lib> <ipc handle> <instance name> <runtime>
+STUB_BINARY = "triton_python_backend_stub"
+SHM_REGION_PREFIX = "triton_python_backend_shm_region_"
+_ARG_MODEL_PY, _ARG_SHM, _ARG_SERVER_PID, _ARG_INSTANCE = 1, 2, 5, 8
+
+
+@dataclass(frozen=True, kw_only=True)
+class StubCommand:
+    """What a stub's command line says: the server that owns it, its model, instance and shm region."""
+
+    server_pid: int
+    model: str
+    instance: str
+    shm_region: str
+
+
+def parse_stub_command(argv: list[str]) -> StubCommand | None:
+    """The :class:`StubCommand` of a process's argv, or None when it is not a Python-backend stub."""
+    if len(argv) <= _ARG_INSTANCE or not argv[0].endswith(STUB_BINARY):
+        return None
+    try:
+        server_pid = int(argv[_ARG_SERVER_PID])
+    except ValueError:
+        return None
+    return StubCommand(
+        server_pid=server_pid,
+        model=Path(argv[_ARG_MODEL_PY]).parent.parent.name,  # <repository>/<model>/<version>/model.py
+        instance=argv[_ARG_INSTANCE],
+        shm_region=argv[_ARG_SHM],
+    )
+
+
+# --- client transports: a request that never reached a server (safe to send elsewhere).
+# grpcio 1.6x: UNAVAILABLE "failed to connect to all addresses; ... Connection refused". Not
+# "Connection reset by peer" or "Socket closed": those break a request that was already sent.
+GRPC_NOT_CONNECTED = ("failed to connect", "connection refused")
+
+
+def grpc_never_connected(status: str, message: str) -> bool:
+    """True when a gRPC error means the channel never connected (the request was not sent)."""
+    text = message.lower()
+    return status == "StatusCode.UNAVAILABLE" and any(marker in text for marker in GRPC_NOT_CONNECTED)
+
+
+# --- flags tritonize sets, per Triton version (the embedded 2.51 and the pinned NGC release differ)
+def version(text: str) -> tuple[int, ...]:
+    """``"2.59.1"`` -> (2, 59, 1): Triton versions are plain dotted numbers."""
+    return tuple(int(part) for part in text.split("."))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,7 +147,7 @@ FLAGS = {
 
 def supports(flag: str, triton_version: str) -> bool:
     """True when ``triton_version`` has ``--flag``. Raises KeyError for a flag not listed in :data:`FLAGS`."""
-    return version_parts(triton_version) >= version_parts(FLAGS[flag].since)
+    return version(triton_version) >= version(FLAGS[flag].since)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,7 +213,7 @@ CRASHERS = {
 
 def first_release_without_crashers() -> Crasher:
     """The crasher fixed last: a server older than its release can be stopped by one request."""
-    return max(CRASHERS.values(), key=lambda c: version_parts(c.fixed_in))
+    return max(CRASHERS.values(), key=lambda c: version(c.fixed_in))
 
 
 # Published vulnerabilities of the embedded 2.51 in code a remote client reaches.

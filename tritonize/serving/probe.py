@@ -10,7 +10,6 @@ deployment's first output and names the unhealthy instance when Triton's answer 
 from __future__ import annotations
 
 import json
-import re
 import time
 import urllib.error
 import urllib.request
@@ -20,9 +19,10 @@ from typing import Any
 
 from tritonize.errors import ServerError
 from tritonize.repository.layout import REPORT_FILE
+from tritonize.triton_facts import unhealthy_instance
+from tritonize.urls import http_base
 
 PROBE_TEXT = "tritonize health probe"
-STUB_UNHEALTHY = re.compile(r"Stub process '(?P<instance>[^']+)' is not healthy")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,12 +42,6 @@ class ProbeResult:
         out = asdict(self)
         out["latency_ms"] = round(out.pop("latency_s") * 1000, 2)
         return out
-
-
-def unhealthy_instance(message: str) -> str | None:
-    """The instance named by Triton's ``Stub process '<instance>' is not healthy.``, if any."""
-    match = STUB_UNHEALTHY.search(message)
-    return match["instance"] if match else None
 
 
 def repository_deployments(repository: Path) -> list[str]:
@@ -70,7 +64,7 @@ class Prober:
     def __init__(self, http_url: str, timeout_s: float = 10.0, text: str = PROBE_TEXT, inference_key: str | None = None) -> None:
         from tritonize.server import inference_headers
 
-        self.base = http_url if "://" in http_url else f"http://{http_url}"
+        self.base = http_base(http_url)
         self.timeout_s = timeout_s
         self.text = text
         # A server with inference behind a key answers the probe only with it (metadata stays open).
