@@ -8,7 +8,8 @@
 unless ``--grpc-url host:port`` or ``--host grpc://host:port`` says otherwise. Extra flags:
 ``--triton-model``, ``--triton-batch`` (texts per request), ``--corpus`` (``text;label`` or
 TSV file; default: the built-in emotion corpus), ``--triton-timeout``, ``--grpc-url``,
-``--triton-refusal-backoff`` (seconds a user waits after an overload refusal).
+``--triton-refusal-backoff`` (seconds a user waits after an overload refusal), ``--inference-key``
+(default ``$TRITONIZE_INFERENCE_KEY``: a server that puts inference behind a key).
 ``tritonize loadtest`` runs this file headless and adds Triton's server-side numbers.
 
 Every user is a closed loop (no wait between requests) with its own tritonclient connection.
@@ -26,6 +27,7 @@ import grpc.experimental.gevent as grpc_gevent
 grpc_gevent.init_gevent()  # before any channel exists: gRPC's I/O must yield to gevent
 
 import itertools  # noqa: E402
+import os  # noqa: E402
 import time  # noqa: E402
 from functools import lru_cache  # noqa: E402
 
@@ -46,6 +48,7 @@ from tritonize.loadtest.payload import (  # noqa: E402
     request_type,
     response_bytes,
 )
+from tritonize.server import INFERENCE_KEY_ENV  # noqa: E402
 
 _user_ids = itertools.count()
 # One endpoint pool per protocol and server list in this process, shared by its users: what one
@@ -70,6 +73,12 @@ def _add_arguments(parser) -> None:
     group.add_argument("--grpc-url", default="", help="gRPC host:port (default: --host port + 1)")
     group.add_argument(
         "--triton-refusal-backoff", type=float, default=0.1, help="seconds a user waits after an overload refusal"
+    )
+    parser.add_argument(  # on the parser, not the group: only Locust's parser takes include_in_web_ui
+        "--inference-key",
+        default=os.environ.get(INFERENCE_KEY_ENV) or "",
+        include_in_web_ui=False,  # a secret: not shown (or sent back) by the web UI
+        help=f"key of a server with inference behind a key (default: ${INFERENCE_KEY_ENV}; prefer the variable)",
     )
 
 
@@ -127,7 +136,11 @@ class TritonUser(User):
         self.request_name = self.model if options.triton_batch == 1 else f"{self.model} x{options.triton_batch}"
         shared = (self.protocol, self.url)
         self.client = TritonizeClient(
-            self.url, self.protocol, timeout=options.triton_timeout, endpoints=_pools.get(shared)
+            self.url,
+            self.protocol,
+            timeout=options.triton_timeout,
+            endpoints=_pools.get(shared),
+            inference_key=options.inference_key or None,
         )
         _pools.setdefault(shared, self.client.endpoints)
         self.outputs: list[str] = []  # looked up by the first request

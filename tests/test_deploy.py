@@ -34,10 +34,13 @@ def _docker_compose() -> str:
     return found
 
 
-def _config(path: Path, *, key: str | None = KEY, profile: str | None = "headless") -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRITON_", "LOCUST_", "TRITONIZE_BUILD"))}
+def _config(
+    path: Path, *, key: str | None = KEY, profile: str | None = "headless", extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRITON_", "LOCUST_", "TRITONIZE_"))}
     if key is not None:
         env["TRITON_ADMIN_KEY"] = key
+    env.update(extra or {})
     command = [_docker_compose(), "-f", str(path)]
     command += ["--profile", profile] if profile else []
     return subprocess.run([*command, "config"], cwd=path.parent, env=env, capture_output=True, text=True, timeout=60)
@@ -67,8 +70,8 @@ def _mounts(service: dict) -> dict[str, str]:
     return out
 
 
-def _parsed(path: Path) -> dict:
-    result = _config(path)
+def _parsed(path: Path, extra: dict[str, str] | None = None) -> dict:
+    result = _config(path, extra=extra)
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
 
@@ -103,11 +106,31 @@ def test_compose_gpu_stack_from_docker_compose_config_when_key_is_set():
     restriction = f"{','.join(RESTRICTED_APIS)}:{ADMIN_HEADER}={KEY}"
     assert f"--http-restricted-api={restriction}" in triton["command"]
     assert f"--grpc-restricted-protocol={restriction}" in triton["command"]
+    assert f"--http-max-input-size={spec.server.http_max_input_mib << 20}" in triton["command"]
+    assert f"--cuda-memory-pool-byte-size=0:{spec.server.cuda_memory_pool_mib << 20}" in triton["command"]
+    assert triton["build"]["args"]["TENSORRT_VERSION"] == release.tensorrt_version
 
     build = services["build"]
     assert build["build"]["args"]["TENSORRT_IMAGE"] == release.tensorrt_image
-    assert build["command"].split()[:5] == ["build", "--target", "gpu", "--out", "/workspace/model_repository"]
+    assert build["command"].split()[:7] == ["build", "--spec", "tritonize/models.toml", "--target", "gpu", "--out", "/workspace/model_repository"]
     assert build["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+
+
+def test_compose_build_reads_the_mounted_spec_and_writes_as_the_user_when_docker_compose_parses_it():
+    """The build service's spec is the project's file (mounted), not the copy baked into the image, and
+    it runs as the invoking user (TRITONIZE_UID/GID), never root, with its caches inside the project."""
+    build = _parsed(FILES[Target.GPU], {"TRITONIZE_UID": "1234", "TRITONIZE_GID": "5678"})["services"]["build"]
+    assert build["user"] == "1234:5678"
+    command = build["command"].split()
+    spec_path = command[command.index("--spec") + 1]
+    assert not spec_path.startswith("/") and (ROOT / spec_path).resolve() == (ROOT / "tritonize" / "models.toml").resolve()
+    assert _mounts(build) == {compose.WORKSPACE: "rw"} and build["working_dir"] == compose.WORKSPACE
+    cache = build["environment"]["XDG_CACHE_HOME"]
+    assert cache.startswith(compose.WORKSPACE + "/") and build["environment"]["HOME"].startswith(cache)
+    default = _parsed(FILES[Target.GPU])["services"]["build"]
+    assert default["user"].split(":")[0] not in ("0", "root", "")
+    other = _parsed(FILES[Target.GPU], {"TRITONIZE_SPEC": "my-spec.toml"})["services"]["build"]
+    assert other["command"].split()[:3] == ["build", "--spec", "my-spec.toml"]
 
 
 def test_compose_locust_services_from_docker_compose_config_when_profile_headless():
@@ -130,7 +153,8 @@ def test_compose_locust_services_from_docker_compose_config_when_profile_headles
 def test_compose_cpu_variant_reserves_no_gpu_when_docker_compose_parses_it():
     services = _parsed(FILES[Target.CPU])["services"]
     assert all("deploy" not in service for service in services.values())
-    assert services["build"]["command"].split()[:3] == ["build", "--target", "cpu"]
+    assert services["build"]["command"].split()[3:5] == ["--target", "cpu"]
+    assert not any("cuda-memory-pool" in arg for arg in services["triton"]["command"])
     assert services["triton"]["depends_on"] == {"build": {"condition": "service_completed_successfully"}}
     assert set(services) == set(_parsed(FILES[Target.GPU])["services"])
 
@@ -176,7 +200,8 @@ def test_repository_names_ngc_images_only_in_versions_env_and_generated_files():
     )
     if git is None or listed.returncode != 0:
         pytest.skip("not a git checkout: cannot list the project's files")
-    generated = {"docker-compose.yml", "docker-compose.cpu.yml", "tritonize/deploy/versions.env", "README.md"}
+    # README.md: its old copy of the release table moves to docs/release.md when the README is rewritten.
+    generated = {"docker-compose.yml", "docker-compose.cpu.yml", "tritonize/deploy/versions.env", "docs/release.md", "README.md"}
     pattern = re.compile(r"(tritonserver|tensorrt):\d{2}\.\d{2}")
     stray = []
     for name in listed.stdout.splitlines():
@@ -189,13 +214,30 @@ def test_repository_names_ngc_images_only_in_versions_env_and_generated_files():
             continue
         stray += [f"{name}: {m.group(0)}" for m in pattern.finditer(text)]
     assert stray == [], "NGC image tags outside tritonize/deploy/versions.env (use tritonize.deploy.release)"
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    from tritonize.deploy.release import MARKDOWN_BEGIN, MARKDOWN_END, markdown_table
+    from tritonize.deploy.release import markdown_table, marked_table
 
-    block = readme[readme.index(MARKDOWN_BEGIN) : readme.index(MARKDOWN_END) + len(MARKDOWN_END)] + "\n"
-    assert block == markdown_table(load_release()), "README release table drifted: tritonize deploy release --markdown"
-    outside = readme.replace(block, "")
-    assert pattern.findall(outside) == []
+    page = (ROOT / "docs" / "release.md").read_text(encoding="utf-8")
+    block = marked_table(page)
+    assert block == markdown_table(load_release()), "docs/release.md release table drifted: scripts/generate-deploy.sh"
+    assert pattern.findall(page.replace(block, "")) == []
+
+
+def test_engines_image_keeps_ngc_entrypoint_in_front_of_tritonize():
+    """NGC's entrypoint sets up CUDA forward compatibility; an ENTRYPOINT of its own would skip it."""
+    text = (ROOT / "build" / "Dockerfile.engines").read_text(encoding="utf-8")
+    entrypoints = re.findall(r"(?m)^ENTRYPOINT (.+)$", text)
+    assert entrypoints == ['["/opt/nvidia/nvidia_entrypoint.sh", "tritonize"]']
+
+
+def test_both_images_check_the_pinned_tensorrt_when_built():
+    """The rule between the images is the same TensorRT version: the engines image checks its Python
+    package and libnvinfer, the serving image its libnvinfer, with the file the generator names."""
+    engines = (ROOT / "build" / "Dockerfile.engines").read_text(encoding="utf-8")
+    triton = (ROOT / "build" / "Dockerfile.triton").read_text(encoding="utf-8")
+    assert "tritonize deploy release --check-tensorrt" in engines
+    assert f"COPY {images.TENSORRT_CHECK} " in triton and (ROOT / images.TENSORRT_CHECK).is_file()
+    assert re.search(r'python3 /tmp/tensorrt_facts.py "\$TENSORRT_VERSION"', triton)
+    assert images.triton_image(load_release(), Target.GPU).args["TENSORRT_VERSION"] == load_release().tensorrt_version
 
 
 def test_cli_deploy_compose_prints_the_generation_when_out_is_dash(capsys):

@@ -13,12 +13,12 @@ from tritonize.engines.local import GpuInfo
 from tritonize.engines.plan import engine_plan
 from tritonize.engines.precision import Family
 from tritonize.engines.profiles import axis_ranges
-from tritonize.engines.tensorrt_facts import same_release
 from tritonize.errors import EngineBuildError
 from tritonize.export.tensors import sequence_classification_graph
 from tritonize.repository.classification import classification_configs
 from tritonize.repository.triton_config import write_config
 from tritonize.spec import Precision, Target, load_spec
+from tritonize.tensorrt_facts import same_release
 
 MODEL = load_spec().get("distilbert_emotion")
 GRAPH = sequence_classification_graph(6)

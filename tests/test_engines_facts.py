@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tritonize.engines import tensorrt_facts as facts
-from tritonize.errors import EngineBuildError
+from tritonize import tensorrt_facts as facts
 
 # Names the engine layer calls on TensorRT (tensorrt_build, tensorrt_runner) or Polygraphy calls for it.
 BINDING_NAMES = (
@@ -48,11 +47,11 @@ def _has_name(binary: bytes, name: str) -> bool:
 
 def test_bindings_need_the_nvinfer_soname_of_their_major_version():
     version, binary = _bindings()
-    major = facts.version_tuple(version)[0]
-    assert _has_name(binary, facts.NVINFER_SONAME.format(major=major))
-    assert facts.NVINFER_SONAME.format(major=major) in facts.nvinfer_sonames()
+    major = facts.version_parts(version)[0]
+    assert _has_name(binary, facts.library_name(major))
+    assert facts.library_name(major) in facts.nvinfer_sonames()
     others = [m for m in range(8, 13) if m != major]
-    assert not any(_has_name(binary, facts.NVINFER_SONAME.format(major=m)) for m in others)
+    assert not any(_has_name(binary, facts.library_name(m)) for m in others)
 
 
 def test_bindings_carry_every_api_name_the_engine_layer_uses():
@@ -73,7 +72,7 @@ def test_strongly_typed_flag_from_10_and_not_needed_from_11():
     facts.check_supported("10.0.1")
     facts.check_supported("11.4.0.106")
     for old in ("8.6.1", "9.3.0.1"):
-        with pytest.raises(EngineBuildError, match="10.0 or newer"):
+        with pytest.raises(ValueError, match="10.0 or newer"):
             facts.check_supported(old)
 
 
@@ -89,8 +88,9 @@ def test_get_infer_lib_version_decodes_per_headers(value, version):
 def test_same_release_compares_major_minor_patch():
     assert facts.same_release("10.13.3.9", "10.13.3")
     assert not facts.same_release("10.13.3.9", "10.13.2.6")
-    with pytest.raises(EngineBuildError, match="not a TensorRT version"):
-        facts.version_tuple("ten")
+    assert facts.version_parts("10.11.0.post1") == (10, 11, 0) and facts.release_text("11.4.0.106") == "11.4.0"
+    with pytest.raises(ValueError, match="not a TensorRT version"):
+        facts.version_parts("ten")
 
 
 def test_polygraphy_create_config_clears_tf32_which_tensorrt_enables_by_default():

@@ -33,8 +33,9 @@ Found and fixed here: a request to a T5 deployment carrying only ``max_new_token
 only the input count when a model has optional inputs; it is now a 400 naming the missing input.
 
 Known crashers of 2.51 are tested separately, each on its own throwaway server, as strict
-``xfail`` (they fail today and will pass once the bundled Triton is fixed), and kept out of the
-fuzzers' input space so the fuzzers keep looking for new ones:
+``xfail`` (they fail today and will pass once the bundled Triton is fixed; each test names the
+first release that survives it, from :data:`tritonize.triton_facts.CRASHERS`), and kept out of
+the fuzzers' input space so the fuzzers keep looking for new ones:
 * the chunked-body stack overflow of CVE-2025-23310/23311;
 * found by these fuzzers: ``class_count`` (the classification extension) asked for a BYTES
   output, e.g. ``LABEL`` or ``GENERATED_TEXT`` with ``class_count`` 2, over HTTP or gRPC:
@@ -45,21 +46,28 @@ fuzzers' input space so the fuzzers keep looking for new ones:
   count is huge or overflows, e.g. ``[2147483647, 3, 2147483647, 3, 2147483647]`` INT64 to
   ``distilbert_emotion_model`` (SIGABRT: ``std::length_error`` from ``vector::_M_default_append``
   while the frontend sizes the buffer for the JSON data, before any shape or batch-size check).
-  Any model with a numeric input is reachable this way, including the steps of an ensemble.
+  Any model with a numeric input is reachable this way, including the steps of an ensemble;
+* any part of the body nested ~1 000 000 levels deep, e.g. a request parameter (SIGSEGV in the
+  recursive JSON parse itself, before tritonize or the frontend look at the request; 100 000
+  levels are parsed and refused cleanly). Fixed later than the ``data`` walk, hence its own test.
+
+``tests/test_inference_key.py`` shows that with inference behind a key (``tritonize serve`` off
+loopback) none of these reach the parser without the key.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
-import socket
 import struct
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import _crashers
 import numpy as np
 import pytest
+from _crashers import nested, valid_body
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -223,10 +231,6 @@ PARAMETERS = st.dictionaries(
 NEST = "__NESTED__"
 
 
-def _nested(depth: int, leaf: str = '"x"') -> str:
-    return "[" * depth + leaf + "]" * depth
-
-
 @st.composite
 def input_tensors(draw) -> dict:
     tensor = {
@@ -238,10 +242,6 @@ def input_tensors(draw) -> dict:
     if draw(st.booleans()):
         tensor["parameters"] = draw(PARAMETERS)
     return tensor
-
-
-def _valid_body(texts: list[str]) -> dict:
-    return {"inputs": [{"name": "TEXT", "shape": [len(texts), 1], "datatype": "BYTES", "data": texts}]}
 
 
 TEXT_ITEMS = st.one_of(
@@ -256,7 +256,7 @@ MUTATIONS = ["shape", "dtype", "data", "count", "extra", "many", "none", "tokens
 def mutated_valid_bodies(draw) -> dict:
     """A correct request with none, one or two things broken: reaches the backends' own checks."""
     texts = draw(st.lists(TEXT_ITEMS, min_size=1, max_size=33))
-    body = _valid_body(texts)
+    body = valid_body(texts)
     tensor = body["inputs"][0]
     for mutation in draw(st.lists(st.sampled_from(MUTATIONS), max_size=2)):
         if mutation == "shape":
@@ -317,7 +317,7 @@ def json_requests(draw) -> tuple[str, bytes]:
         request["parameters"] = draw(PARAMETERS)
     text = json.dumps(_defused(request))
     if NEST in text:
-        text = text.replace(json.dumps(NEST), _nested(draw(st.integers(1, MAX_FUZZ_NESTING))))
+        text = text.replace(json.dumps(NEST), nested(draw(st.integers(1, MAX_FUZZ_NESTING))))
     return model, text.encode()
 
 
@@ -572,25 +572,21 @@ def _assert_survives(server, send) -> None:
     assert classify(["still alive"], url=server.grpc_url)[0]["label"]
 
 
-@pytest.mark.xfail(strict=True, raises=ServerDied, reason="Triton 2.51: CVE-2025-23310/23311, fixed in 2.59.1")
+def _fixed(key: str) -> str:
+    from tritonize.triton_facts import CRASHERS
+
+    crasher = CRASHERS[key]
+    return f"Triton 2.51: {crasher.summary}; survives from {crasher.fixed} ({crasher.upstream})"
+
+
+@pytest.mark.xfail(strict=True, raises=ServerDied, reason=_fixed("chunked-body"))
 def test_http_frontend_survives_chunked_body_of_many_tiny_chunks_when_fixed(doomed_server) -> None:
     """The published crasher: each chunk costs the frontend stack space (alloca) while it gathers
     the body, so ~1M one-byte chunks overflow the stack. Sent only to this throwaway server."""
-    host, port = doomed_server.http_url.split(":")
-
-    def send() -> None:
-        with socket.create_connection((host, int(port)), timeout=30) as sock:
-            head = (
-                "POST /v2/models/distilbert_emotion/infer HTTP/1.1\r\nHost: x\r\n"
-                "Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
-            )
-            sock.sendall(head.encode() + b"1\r\nA\r\n" * 1_000_000 + b"0\r\n\r\n")
-            sock.recv(1024)
-
-    _assert_survives(doomed_server, send)
+    _assert_survives(doomed_server, lambda: _crashers.send_chunked_body(doomed_server))
 
 
-@pytest.mark.xfail(strict=True, raises=ServerDied, reason="Triton 2.51: class_count on a BYTES output divides by zero")
+@pytest.mark.xfail(strict=True, raises=ServerDied, reason=_fixed("class-count-bytes"))
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
 def test_server_survives_class_count_on_bytes_output_when_fixed(doomed_server, protocol: str) -> None:
     """Found by the binary fuzzer: the classification extension on ``LABEL`` (BYTES) kills the
@@ -600,53 +596,25 @@ def test_server_survives_class_count_on_bytes_output_when_fixed(doomed_server, p
     url = doomed_server.grpc_url if protocol == "grpc" else doomed_server.http_url
     with TritonizeClient(url, protocol, timeout=30) as client:
         assert len(client.classify(["i am happy"], top_k=2)[0]) == 2  # the supported use answers
-    if protocol == "grpc":
-        import tritonclient.grpc as module
-    else:
-        import tritonclient.http as module
-
-    def send() -> None:
-        client = module.InferenceServerClient(url)
-        tensor = module.InferInput("TEXT", [1, 1], "BYTES")
-        tensor.set_data_from_numpy(np.array([[b"i am happy"]], dtype=object))
-        client.infer("distilbert_emotion", [tensor], outputs=[module.InferRequestedOutput("LABEL", class_count=2)])
-
-    _assert_survives(doomed_server, send)
+    _assert_survives(doomed_server, lambda: _crashers.send_class_count(protocol)(doomed_server))
 
 
-@pytest.mark.xfail(strict=True, raises=ServerDied, reason="Triton 2.51: JSON numeric input with an overflowing shape aborts")
+@pytest.mark.xfail(strict=True, raises=ServerDied, reason=_fixed("overflowing-shape"))
 def test_http_frontend_survives_numeric_json_input_with_overflowing_shape_when_fixed(doomed_server) -> None:
     """Found by the JSON fuzzer: the element count of this shape overflows; the frontend sizes a
     vector from it and the uncaught ``std::length_error`` aborts the server."""
-    host, port = doomed_server.http_url.split(":")
-    tensor = {"name": "attention_mask", "shape": [2147483647, 3, 2147483647, 3, 2147483647], "datatype": "INT64", "data": []}
-    body = json.dumps({"inputs": [tensor]}).encode()
-
-    def send() -> None:
-        connection = http.client.HTTPConnection(host, int(port), timeout=30)
-        try:
-            connection.request("POST", "/v2/models/distilbert_emotion_model/infer", body=body)
-            connection.getresponse().read()
-        finally:
-            connection.close()
-
-    _assert_survives(doomed_server, send)
+    _assert_survives(doomed_server, lambda: _crashers.send_overflowing_shape(doomed_server))
 
 
-@pytest.mark.xfail(strict=True, raises=ServerDied, reason="Triton 2.51: tensor data nested ~40k deep overflows the HTTP stack")
+@pytest.mark.xfail(strict=True, raises=ServerDied, reason=_fixed("nested-tensor-data"))
 def test_http_frontend_survives_deeply_nested_tensor_data_when_fixed(doomed_server) -> None:
-    """Found by the JSON fuzzer: 20 000 levels are answered with a 400, 40 000 kill the server
-    (SIGSEGV) while it walks ``data``. Parsing is not the problem: parameters nested 100 000
-    deep are rejected cleanly."""
-    host, port = doomed_server.http_url.split(":")
-    body = json.dumps(_valid_body(["x"])).replace('["x"]', _nested(200_000)).encode()
+    """Found by the JSON fuzzer: 20 000 levels in ``data`` are answered with a 400; deeper ones kill
+    the server (SIGSEGV) while it walks ``data``, at a depth the JSON parser itself still handles."""
+    _assert_survives(doomed_server, lambda: _crashers.send_nested_data(doomed_server))
 
-    def send() -> None:
-        connection = http.client.HTTPConnection(host, int(port), timeout=30)
-        try:
-            connection.request("POST", "/v2/models/distilbert_emotion/infer", body=body)
-            connection.getresponse().read()
-        finally:
-            connection.close()
 
-    _assert_survives(doomed_server, send)
+@pytest.mark.xfail(strict=True, raises=ServerDied, reason=_fixed("nested-json-body"))
+def test_http_frontend_survives_deeply_nested_body_anywhere_when_fixed(doomed_server) -> None:
+    """Nesting outside ``data`` (a request parameter) deep enough overflows the recursive parse of the
+    body, before any check of what the nesting is: the depth limit on ``data`` cannot help."""
+    _assert_survives(doomed_server, lambda: _crashers.send_nested_body(doomed_server))

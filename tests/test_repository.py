@@ -46,7 +46,7 @@ def test_classification_configs_model_step_backend_per_target():
     assert backends[Target.CPU].backend == "onnxruntime"
     gpu = parse_pbtxt(to_pbtxt(backends[Target.GPU]))
     assert gpu.platform == "tensorrt_plan" and not gpu.backend and gpu.default_model_filename == "model.plan"
-    assert gpu.instance_group[0].kind == 1 and gpu.instance_group[0].count == MODEL.instances  # KIND_GPU
+    assert gpu.instance_group[0].kind == 1 and gpu.instance_group[0].count == MODEL.batching.instances  # KIND_GPU
 
 
 def test_ensemble_contract_parsed_back():
@@ -68,8 +68,8 @@ def test_step_configs_carry_spec_facts():
     assert tok.parameters["length_buckets"].string_value == ",".join(map(str, MODEL.length_buckets))
     assert tok.parameters["max_input_length"].string_value == str(MODEL.max_input_length)
     model = parse_pbtxt(to_pbtxt(configs["distilbert_emotion_model"]))
-    assert model.dynamic_batching.max_queue_delay_microseconds == MODEL.max_queue_delay_us
-    assert model.instance_group[0].count == MODEL.instances
+    assert model.dynamic_batching.max_queue_delay_microseconds == MODEL.batching.max_queue_delay_us
+    assert model.instance_group[0].count == MODEL.batching.instances
     assert all(i.allow_ragged_batch for i in model.input)
     assert not any(i.allow_ragged_batch for i in parse_pbtxt(to_pbtxt(
         _by_name(classification_configs(MODEL, Target.CPU, 6, 0))["distilbert_emotion_model"])).input)
@@ -144,14 +144,14 @@ def test_tensor_decl_dims_drop_batch_axis():
 
 def test_fused_configs_keep_contract_when_embedded_fuses_steps():
     fused = _by_name(classification_configs(SHIPPED, Target.EMBEDDED, 6, 0))
-    assert SHIPPED.fuse_steps and list(fused) == ["distilbert_emotion", "distilbert_emotion_model"]
+    assert SHIPPED.python.fuse_steps and list(fused) == ["distilbert_emotion", "distilbert_emotion_model"]
     ensemble = parse_pbtxt(to_pbtxt(fused["distilbert_emotion"]))
     separate = parse_pbtxt(to_pbtxt(classification_configs(MODEL, Target.EMBEDDED, 6, 0)[0]))
     assert list(ensemble.input) == list(separate.input) and list(ensemble.output) == list(separate.output)
     step = parse_pbtxt(to_pbtxt(fused["distilbert_emotion_model"]))
     assert step.backend == "python" and step.max_batch_size == SHIPPED.python_batch > SHIPPED.batching.max_batch_size
-    assert step.dynamic_batching.max_queue_delay_microseconds == SHIPPED.python_max_queue_delay_us
-    assert step.parameters["engine_batch"].string_value == str(SHIPPED.max_batch_size)
+    assert step.dynamic_batching.max_queue_delay_microseconds == SHIPPED.python.python_max_queue_delay_us
+    assert step.parameters["engine_batch"].string_value == str(SHIPPED.batching.max_batch_size)
     assert [o.name for o in step.output] == ["LABEL", "SCORE", "PROBABILITIES"]
 
 

@@ -121,7 +121,7 @@ def _answers(url: str, texts: list[str]) -> tuple[list[list[int]], np.ndarray]:
 
 
 def test_torch_dlpack_step_path_answers_like_numpy_path_when_served(triton_server, torch_step_server):
-    assert 8 * len(MODEL.labels) > MODEL.max_batch_size  # scoring's decoder call is chunked, then concatenated
+    assert 8 * len(MODEL.labels) > MODEL.batching.max_batch_size  # scoring's decoder call is chunked, then concatenated
     texts = [e.text for e in builtin_emotion()][:24] + _texts_per_bucket(triton_server.repository, 3)
     numpy_ids, numpy_probs = _answers(triton_server.grpc_url, texts)
     torch_ids, torch_probs = _answers(torch_step_server.grpc_url, texts)

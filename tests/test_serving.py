@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -11,16 +12,20 @@ from tritonize.cli import main
 from tritonize.errors import ServerError
 from tritonize.server import (
     GRPC_ADMIN_HEADER,
+    INFERENCE_HEADER,
+    INFERENCE_KEY_ENV,
     RESTRICTED_APIS,
     GrpcTls,
     ServerConfig,
     admin_headers,
     exposure_warning,
+    inference_headers,
 )
 from tritonize.serving.probe import ProbeResult, repository_deployments, unhealthy_instance
 from tritonize.serving.processes import StubProcess, parse_stub_cmdline
 from tritonize.serving.status import read_status, write_status
 from tritonize.serving.watchdog import WatchdogConfig, model_of_instance, plan_recovery
+from tritonize.triton_facts import first_release_without_crashers
 
 BINARY, BACKENDS = Path("/bin/tritonserver"), Path("/backends")
 
@@ -86,7 +91,46 @@ def test_exposure_warning_names_the_vulnerabilities_when_host_is_reachable(host)
     warning = exposure_warning(host)
     for cve in ("CVE-2025-23310", "CVE-2025-23311", "CVE-2025-23319", "CVE-2025-23320", "CVE-2025-23334"):
         assert cve in warning
-    assert "25.07" in warning and "2.59.1" in warning and "proxy" in warning
+    fixed = first_release_without_crashers()
+    assert fixed.ngc in warning and fixed.fixed_in in warning and "proxy" in warning and "inference key" in warning
+
+
+@pytest.mark.parametrize(("host", "restricted"), [("127.0.0.1", False), ("::1", False), ("0.0.0.0", True), ("10.1.2.3", True)])
+def test_server_args_put_inference_behind_its_own_key_exactly_when_host_is_not_loopback(host, restricted):
+    config = ServerConfig(repository=Path("repo"), host=host, admin_key="a", inference_key="i")
+    args = config.args(BINARY, BACKENDS)
+    http = [a.split("=", 1)[1] for a in args if a.startswith("--http-restricted-api=")]
+    grpc = [a.split("=", 1)[1] for a in args if a.startswith("--grpc-restricted-protocol=")]
+    inference = f"inference:{INFERENCE_HEADER}=i"
+    assert (inference in http, inference in grpc) == (restricted, restricted)
+    assert config.client_inference_key == ("i" if restricted else None)
+    assert f"{','.join(RESTRICTED_APIS)}:admin-key=a" in http  # the admin groups keep their own key
+
+
+def test_server_args_follow_explicit_inference_choice_over_the_host_default():
+    keyed = ServerConfig(repository=Path("repo"), inference_key="i", restrict_inference=True)
+    assert f"--http-restricted-api=inference:{INFERENCE_HEADER}=i" in keyed.args(BINARY, BACKENDS)
+    opened = ServerConfig(repository=Path("repo"), host="0.0.0.0", restrict_inference=False, restrict_admin_apis=False)
+    assert not any("restricted" in a for a in opened.args(BINARY, BACKENDS)) and opened.client_inference_key is None
+    assert inference_headers("grpc", "i") == {"triton-grpc-protocol-inference-key": "i"}
+    assert inference_headers("http", None) is None
+
+
+def test_serve_cli_refuses_open_inference_with_a_key_and_takes_the_key_from_the_environment(capsys, tmp_path, monkeypatch):
+    assert main(["serve", "--repository", str(tmp_path), "--open-inference", "--inference-key", "k"]) == 1
+    assert "--open-inference and --inference-key" in capsys.readouterr().err
+    from tritonize.commands.serve import add_server_arguments, config_from_args
+
+    monkeypatch.setenv(INFERENCE_KEY_ENV, "from-env")
+    parser = argparse.ArgumentParser()
+    add_server_arguments(parser)
+    config = config_from_args(parser.parse_args(["--repository", str(tmp_path)]))
+    assert config.client_inference_key == "from-env"  # a key given (here by the variable) restricts even on loopback
+    monkeypatch.delenv(INFERENCE_KEY_ENV)
+    parser = argparse.ArgumentParser()
+    add_server_arguments(parser)
+    exposed = config_from_args(parser.parse_args(["--repository", str(tmp_path), "--host", "0.0.0.0"]))
+    assert exposed.inference_restricted and len(exposed.inference_key) >= 16  # random by default
 
 
 def test_serve_rejects_half_a_tls_configuration_with_one_line(capsys, tmp_path):

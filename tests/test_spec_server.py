@@ -63,3 +63,19 @@ def test_parse_spec_server_error_names_file_and_field_when_value_is_bad(table, f
 def test_parse_spec_error_when_server_is_not_a_table():
     with pytest.raises(SpecError, match="server"):
         parse_spec('server = "big"\n' + MODEL)
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "problem"),
+    [
+        ("http_max_input_mib = 0", "server.http_max_input_mib", ">= 1 MiB"),
+        ("cuda_memory_pool_mib = 32", "server.cuda_memory_pool_mib", ">= 64 MiB"),
+        ('cuda_memory_pool_mib = "big"', "server.cuda_memory_pool_mib", "must be of type int"),
+    ],
+)
+def test_parse_spec_server_rejects_request_limit_and_cuda_pool_out_of_range(line, field, problem):
+    with pytest.raises(SpecError, match=problem) as info:
+        parse_spec(MODEL + f"[server]\n{line}\n", "s.toml")
+    assert info.value.field == field
+    server = parse_spec(MODEL + "[server]\nhttp_max_input_mib = 4\ncuda_memory_pool_mib = 512\n").server
+    assert (server.http_max_input_mib, server.cuda_memory_pool_mib) == (4, 512)

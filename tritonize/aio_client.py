@@ -51,8 +51,9 @@ class AsyncTritonizeClient:
 
     ``timeout`` (seconds) bounds each call, retries included. ``retries`` is how often a
     refused connection is retried (backoff ``backoff_s``, doubling) once every server refused.
-    ``url`` may name several servers; ``endpoints`` shares one pool between clients. Create and
-    use it inside one running event loop.
+    ``url`` may name several servers; ``endpoints`` shares one pool between clients.
+    ``inference_key`` is sent with every inference request (a server with inference behind a
+    key). Create and use it inside one running event loop.
     """
 
     def __init__(
@@ -64,7 +65,10 @@ class AsyncTritonizeClient:
         backoff_s: float = 0.1,
         max_connections: int = 64,
         endpoints: EndpointPool | None = None,
+        inference_key: str | None = None,
     ) -> None:
+        from tritonize.server import inference_headers
+
         url = str(endpoints) if endpoints is not None else join_urls(url)  # scale-out: "h1:8001,h2:8001"
         self.protocol = check_protocol(protocol)
         self.url = check_url(url or DEFAULT_URLS[protocol])
@@ -72,6 +76,7 @@ class AsyncTritonizeClient:
         self.retries = retries
         self.backoff_s = backoff_s
         self.max_connections = max_connections
+        self._infer_headers = inference_headers(protocol, inference_key)
         self._clients: dict[str, Any] = {}  # one connection per server, made on first use
         self._module: Any = None
         self._max_batch: dict[str, int] = {}
@@ -185,7 +190,8 @@ class AsyncTritonizeClient:
         """One inference request with ``TEXT`` (plus extra inputs); returns output arrays by name."""
         names = list(outputs)
         inputs, requested = make_request(self._protocol_module(), texts, names, class_count, extra_inputs)
-        result = await self._call(model, lambda client: client.infer(model, inputs, outputs=requested))
+        headers = self._infer_headers
+        result = await self._call(model, lambda client: client.infer(model, inputs, outputs=requested, headers=headers))
         return {n: result.as_numpy(n) for n in names}
 
     # -- pipeline-shaped -----------------------------------------------------------------

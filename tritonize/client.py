@@ -158,6 +158,8 @@ class TritonizeClient:
     sends each request to the next one, round robin (see :mod:`tritonize.endpoints`: a server
     that refuses connections is skipped, and only a request that never reached one is resent).
     ``endpoints`` shares one :class:`~tritonize.endpoints.EndpointPool` between clients.
+    ``inference_key`` is sent with every inference request, for a server that puts inference
+    behind a key (``tritonize serve`` on a non-loopback host).
     """
 
     def __init__(
@@ -166,11 +168,15 @@ class TritonizeClient:
         protocol: str = "grpc",
         timeout: float = 30.0,
         endpoints: EndpointPool | None = None,
+        inference_key: str | None = None,
     ) -> None:
+        from tritonize.server import inference_headers
+
         url = str(endpoints) if endpoints is not None else join_urls(url)  # scale-out: "h1:8001,h2:8001"
         self.protocol = check_protocol(protocol)
         self.url = check_url(url or DEFAULT_URLS[protocol])
         self.timeout = timeout
+        self._infer_headers = inference_headers(protocol, inference_key)
         self._max_batch: dict[str, int] = {}
         try:
             if protocol == "grpc":
@@ -238,7 +244,7 @@ class TritonizeClient:
         names = list(outputs)
         inputs, requested = make_request(self._module, texts, names, class_count, extra_inputs)
         kwargs = {"client_timeout": self.timeout} if self.protocol == "grpc" else {}
-        result = self._call(model, "infer", model, inputs, outputs=requested, **kwargs)
+        result = self._call(model, "infer", model, inputs, outputs=requested, headers=self._infer_headers, **kwargs)
         return {n: result.as_numpy(n) for n in names}
 
     # -- pipeline-shaped -----------------------------------------------------------------
@@ -323,12 +329,13 @@ def classify(
     protocol: str = "grpc",
     top_k: int = 1,
     timeout: float = 30.0,
+    inference_key: str | None = None,
 ) -> list[Any]:
     """One-call convenience: ``classify(["I love it"])`` -> ``[{'label': 'joy', 'score': ...}]``.
 
     ``url`` may name several servers (``"h1:8001,h2:8001"`` or a list): see :class:`TritonizeClient`.
     """
-    with TritonizeClient(url, protocol, timeout) as client:
+    with TritonizeClient(url, protocol, timeout, inference_key=inference_key) as client:
         return client.classify(texts, model=model, top_k=top_k)
 
 
@@ -339,6 +346,7 @@ def generate(
     protocol: str = "grpc",
     max_new_tokens: int | None = None,
     timeout: float = 60.0,
+    inference_key: str | None = None,
 ) -> list[dict[str, str]]:
-    with TritonizeClient(url, protocol, timeout) as client:
+    with TritonizeClient(url, protocol, timeout, inference_key=inference_key) as client:
         return client.generate(texts, model=model, max_new_tokens=max_new_tokens)

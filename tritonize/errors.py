@@ -122,3 +122,7 @@ class DeployError(TritonizeError):
 
 class ReleaseError(DeployError, ValueError):
     """The pinned NGC release file is malformed, inconsistent, or disagrees with the image it runs in."""
+
+
+class TritonArgsError(ServerError, ValueError):
+    """A tritonserver option is invalid, or the Triton version that would run it lacks the flag."""

@@ -9,7 +9,9 @@ on ``PATH`` because the stub runs the first ``python3`` there (PYTHONPATH is ign
 
 Secure by default: loopback bind, and every endpoint a client does not need for inference
 (model repository, shared memory, statistics, trace, logging) restricted to clients that send
-the admin header, on HTTP and gRPC. Model control mode is ``none`` unless a supervisor asks for
+the admin header, on HTTP and gRPC. Bound to any other address, inference itself needs a second
+key (the ``inference-key`` header): 2.51 can be stopped by single malformed inference requests,
+and it checks the key before it reads the body (see :mod:`tritonize.triton_facts`). Model control mode is ``none`` unless a supervisor asks for
 ``explicit`` (it reloads models and drains deployments through the restricted repository API).
 """
 
@@ -31,22 +33,29 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tritonize import triton_facts
 from tritonize.errors import ServerError, ServerStartTimeout
-from tritonize.triton_facts import GRPC_RESTRICTED_HEADER_PREFIX, RESTRICTED_APIS
+from tritonize.server_args import MODEL_CONTROL_MODES, GrpcTls, Restriction, TritonServerOptions
+from tritonize.triton_facts import CLIENT_APIS, GRPC_RESTRICTED_HEADER_PREFIX, RESTRICTED_APIS
 from tritonize.urls import GRPC_PORT, HTTP_PORT, LOOPBACK, METRICS_PORT
 
 log = logging.getLogger(__name__)
 
+# Re-exported: GrpcTls and MODEL_CONTROL_MODES were defined here before server_args; CLIENT_APIS and
+# RESTRICTED_APIS (tritonize's split of Triton's API groups) live in triton_facts.
+__all__ = ["CLIENT_APIS", "GrpcTls", "MODEL_CONTROL_MODES", "RESTRICTED_APIS"]
+
+# "inference" (a CLIENT_APIS group) goes behind its own key when the server is exposed.
+INFERENCE_APIS = ("inference",)
 ADMIN_HEADER = "admin-key"
+INFERENCE_HEADER = "inference-key"
 GRPC_ADMIN_HEADER = f"{GRPC_RESTRICTED_HEADER_PREFIX}{ADMIN_HEADER}"
+GRPC_INFERENCE_HEADER = f"{GRPC_RESTRICTED_HEADER_PREFIX}{INFERENCE_HEADER}"
+INFERENCE_KEY_ENV = "TRITONIZE_INFERENCE_KEY"  # where clients and commands read the inference key by default
 # Triton's own default (``--exit-timeout-secs``): on SIGINT/SIGTERM, time for in-flight requests.
 DEFAULT_EXIT_TIMEOUT_S = 30
-MODEL_CONTROL_MODES = ("none", "explicit")
-VULNERABILITIES = (
-    "CVE-2025-23310, CVE-2025-23311 (HTTP chunked request bodies)",
-    "CVE-2025-23319, CVE-2025-23320, CVE-2025-23334 (Python backend shared memory)",
-)
-FIXED_RELEASE = "NGC 25.07 (Triton 2.59.1)"
+VULNERABILITIES = triton_facts.EMBEDDED_VULNERABILITIES
+FIXED_RELEASE = triton_facts.first_release_without_crashers().fixed
 
 
 def _pytriton_root() -> Path:
@@ -64,9 +73,19 @@ def _site_packages() -> Path:
     return _pytriton_root().parent
 
 
+def restricted_headers(protocol: str, header: str, key: str) -> dict[str, str]:
+    """``{header: key}`` for HTTP, or the gRPC metadata Triton checks for that header (prefixed)."""
+    return {f"{triton_facts.GRPC_RESTRICTED_HEADER_PREFIX}{header}" if protocol == "grpc" else header: key}
+
+
 def admin_headers(protocol: str, admin_key: str) -> dict[str, str]:
     """The header (HTTP) or metadata (gRPC) that opens the restricted endpoints."""
-    return {GRPC_ADMIN_HEADER if protocol == "grpc" else ADMIN_HEADER: admin_key}
+    return restricted_headers(protocol, ADMIN_HEADER, admin_key)
+
+
+def inference_headers(protocol: str, inference_key: str | None) -> dict[str, str] | None:
+    """The header (HTTP) or metadata (gRPC) an inference request carries for a keyed server; None without a key."""
+    return restricted_headers(protocol, INFERENCE_HEADER, inference_key) if inference_key else None
 
 
 def is_loopback(host: str) -> bool:
@@ -88,52 +107,36 @@ def exposure_warning(host: str) -> str | None:
         return None
     return (
         f"WARNING: Triton binds {host}, reachable from other machines. The bundled tritonserver 2.51 has "
-        f"published vulnerabilities: {'; '.join(VULNERABILITIES)}. Serve untrusted networks with "
-        f"{FIXED_RELEASE} or later, or put a TLS-terminating proxy in front and bind 127.0.0.1."
+        f"published vulnerabilities: {'; '.join(VULNERABILITIES)}, and single requests that stop it "
+        f"(fixed in {FIXED_RELEASE}); inference is behind the inference key unless --open-inference. "
+        f"Serve untrusted networks with {FIXED_RELEASE} or later, or put a TLS-terminating proxy in front "
+        "and bind 127.0.0.1."
     )
 
 
-@dataclass(frozen=True, kw_only=True)
-class GrpcTls:
-    """gRPC over TLS (Triton's ``--grpc-use-ssl`` flags); HTTP is unaffected.
-
-    ``mutual`` makes clients present a certificate signed by ``root_cert``. Raises ServerError
-    when a file is missing or mutual TLS has no root certificate.
-    """
-
-    cert: Path
-    key: Path
-    root_cert: Path | None = None
-    mutual: bool = False
-
-    def __post_init__(self) -> None:
-        if self.mutual and self.root_cert is None:
-            raise ServerError("mutual TLS needs a root certificate (--grpc-root-cert) to check client certificates")
-        for label, path in (("server certificate", self.cert), ("server key", self.key), ("root certificate", self.root_cert)):
-            if path is not None and not Path(path).is_file():
-                raise ServerError(f"gRPC TLS {label} {path} is not a file")
-
-    def args(self) -> list[str]:
-        args = ["--grpc-use-ssl=true", f"--grpc-server-cert={Path(self.cert).resolve()}", f"--grpc-server-key={Path(self.key).resolve()}"]
-        if self.root_cert is not None:
-            args.append(f"--grpc-root-cert={Path(self.root_cert).resolve()}")
-        if self.mutual:
-            args.append("--grpc-use-ssl-mutual=true")
-        return args
+def _random_key() -> str:
+    return secrets.token_urlsafe(16)
 
 
 @dataclass(frozen=True, kw_only=True)
 class ServerConfig:
-    """Everything the server is started with; the argument list is built from it, never split."""
+    """Everything the embedded server is started with; :mod:`tritonize.server_args` builds the argument list.
+
+    ``restrict_inference`` None (the default) puts inference behind ``inference_key`` exactly when
+    ``host`` is not loopback: the bundled 2.51 can be stopped by one malformed inference request,
+    and it checks the key before it reads the request body (``triton_facts``).
+    """
 
     repository: Path
     host: str = LOOPBACK
     http_port: int = HTTP_PORT
     grpc_port: int = GRPC_PORT
     metrics_port: int = METRICS_PORT
-    admin_key: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    admin_key: str = field(default_factory=_random_key)
     restrict_admin_apis: bool = True
     expose_statistics: bool = False
+    inference_key: str = field(default_factory=_random_key)
+    restrict_inference: bool | None = None
     model_control: str = "none"
     grpc_tls: GrpcTls | None = None
     exit_timeout_s: int = DEFAULT_EXIT_TIMEOUT_S
@@ -147,6 +150,8 @@ class ServerConfig:
             raise ServerError(f"model control mode must be one of {MODEL_CONTROL_MODES}, got {self.model_control!r}")
         if self.exit_timeout_s < 0:
             raise ServerError(f"exit timeout must be >= 0 seconds, got {self.exit_timeout_s}")
+        if self.inference_restricted and not self.inference_key:
+            raise ServerError("inference behind a key needs a non-empty inference key")
 
     @property
     def restricted_apis(self) -> tuple[str, ...]:
@@ -155,29 +160,43 @@ class ServerConfig:
             return ()
         return tuple(api for api in RESTRICTED_APIS if not (self.expose_statistics and api == "statistics"))
 
-    def args(self, binary: Path, backend_dir: Path) -> list[str]:
-        control = ["--model-control-mode=explicit", "--load-model=*"] if self.model_control == "explicit" else []
-        args = [
-            str(binary),
-            f"--model-repository={self.repository.resolve()}",
-            f"--backend-directory={backend_dir}",
-            *(control or ["--model-control-mode=none"]),
-            f"--http-address={self.host}",
-            f"--http-port={self.http_port}",
-            f"--grpc-address={self.host}",
-            f"--grpc-port={self.grpc_port}",
-            f"--metrics-address={self.host}",
-            f"--metrics-port={self.metrics_port}",
-            f"--exit-timeout-secs={self.exit_timeout_s}",
-            f"--log-verbose={self.log_verbose}",
-            "--strict-readiness=true",
-        ]
+    @property
+    def inference_restricted(self) -> bool:
+        """Whether inference requests need ``inference_key`` (default: when the host is not loopback)."""
+        return not is_loopback(self.host) if self.restrict_inference is None else self.restrict_inference
+
+    @property
+    def client_inference_key(self) -> str | None:
+        """The key a client of this server sends with inference requests (None: inference is open)."""
+        return self.inference_key if self.inference_restricted else None
+
+    def restrictions(self) -> tuple[Restriction, ...]:
+        out = []
         if self.restricted_apis:
-            restriction = f"{','.join(self.restricted_apis)}:{ADMIN_HEADER}={self.admin_key}"
-            args += [f"--http-restricted-api={restriction}", f"--grpc-restricted-protocol={restriction}"]
-        if self.grpc_tls is not None:
-            args += self.grpc_tls.args()
-        return args + list(self.extra_args)
+            out.append(Restriction(apis=self.restricted_apis, header=ADMIN_HEADER, key=self.admin_key))
+        if self.inference_restricted:
+            out.append(Restriction(apis=INFERENCE_APIS, header=INFERENCE_HEADER, key=self.inference_key))
+        return tuple(out)
+
+    def options(self, backend_dir: Path) -> TritonServerOptions:
+        return TritonServerOptions(
+            triton_version=triton_facts.EMBEDDED_TRITON_VERSION,
+            repository=str(self.repository.resolve()),
+            backend_directory=str(backend_dir),
+            model_control=self.model_control,
+            address=self.host,
+            http_port=self.http_port,
+            grpc_port=self.grpc_port,
+            metrics_port=self.metrics_port,
+            exit_timeout_s=self.exit_timeout_s,
+            log_verbose=self.log_verbose,
+            restrictions=self.restrictions(),
+            grpc_tls=self.grpc_tls,
+            extra_args=self.extra_args,
+        )
+
+    def args(self, binary: Path, backend_dir: Path) -> list[str]:
+        return self.options(backend_dir).args(str(binary))
 
 
 def prepare_backend_dir(cache_dir: Path) -> Path:

@@ -392,6 +392,12 @@ class ServerSpec:
     Optional: every field has a default. Ports are Triton's own defaults; ``shm_size_mib`` sizes
     ``/dev/shm``, where the Python backend passes every tensor between the server and its stub
     processes, T5 KV caches included (Docker's default /dev/shm is 64 MiB).
+
+    ``http_max_input_mib`` caps one HTTP request body (``--http-max-input-size``, where the pinned
+    Triton has the flag; Triton's default is 64 MiB, far above any request of these deployments).
+    ``cuda_memory_pool_mib`` is Triton's CUDA memory pool per GPU (``--cuda-memory-pool-byte-size``,
+    gpu target): Triton's default of 64 MiB is smaller than one batch of a T5 KV cache, which the
+    Python backend copies into that pool for every BLS call that passes GPU tensors.
     """
 
     gpus: int = _field(1, "GPUs per server (compose device reservation, Kubernetes `nvidia.com/gpu` limit)")
@@ -405,6 +411,10 @@ class ServerSpec:
         20000,
         "the servers' queue-time budget: the autoscaler adds servers and an alert fires above this average queue "
         "time per request (must exceed every `max_queue_delay_us`)",
+    )
+    http_max_input_mib: int = _field(16, "largest HTTP request body Triton accepts (`--http-max-input-size`)")
+    cuda_memory_pool_mib: int = _field(
+        256, "Triton's CUDA memory pool per GPU (gpu target): holds the T5 KV caches the BLS calls pass"
     )
     source: str = "<spec>"
 
@@ -421,6 +431,8 @@ class ServerSpec:
             (self.queue_time_target_us < 1, "queue_time_target_us", f"must be >= 1, got {self.queue_time_target_us}"),
             (self.cpus <= 0, "cpus", f"must be > 0, got {self.cpus}"),
             (self.memory_gib < 1, "memory_gib", f"must be >= 1, got {self.memory_gib}"),
+            (self.http_max_input_mib < 1, "http_max_input_mib", f"must be >= 1 MiB, got {self.http_max_input_mib}"),
+            (self.cuda_memory_pool_mib < 64, "cuda_memory_pool_mib", f"must be >= 64 MiB (Triton's default), got {self.cuda_memory_pool_mib}"),
         ]
         _first_broken(rules, self.source, "server.")
 

@@ -20,12 +20,14 @@ from tritonize.bench.cpu import OwnCpu
 OUTPUTS = ["LABEL", "SCORE"]
 
 
-async def closed_loop(url: str, protocol: str, model: str, texts: list[str], concurrency: int) -> tuple[float, list[float]]:
+async def closed_loop(
+    url: str, protocol: str, model: str, texts: list[str], concurrency: int, inference_key: str | None = None
+) -> tuple[float, list[float]]:
     """``len(texts)`` single-text requests with ``concurrency`` in flight; (seconds, latencies)."""
     from tritonize.aio_client import AsyncTritonizeClient, map_concurrent
 
     latencies: list[float] = []
-    async with AsyncTritonizeClient(url, protocol, timeout=120.0) as client:
+    async with AsyncTritonizeClient(url, protocol, timeout=120.0, inference_key=inference_key) as client:
 
         async def one(text: str) -> None:
             start = time.perf_counter()
@@ -40,7 +42,7 @@ async def closed_loop(url: str, protocol: str, model: str, texts: list[str], con
 
 
 async def open_loop(
-    url: str, protocol: str, model: str, texts: list[str], rate: float, duration: float
+    url: str, protocol: str, model: str, texts: list[str], rate: float, duration: float, inference_key: str | None = None
 ) -> tuple[float, list[float]]:
     """Requests sent at a fixed ``rate`` for ``duration`` s; latency from the scheduled send
     (no coordinated omission)."""
@@ -48,7 +50,7 @@ async def open_loop(
 
     count = max(1, int(rate * duration))
     latencies: list[float] = []
-    async with AsyncTritonizeClient(url, protocol, timeout=120.0) as client:
+    async with AsyncTritonizeClient(url, protocol, timeout=120.0, inference_key=inference_key) as client:
         await client.infer_raw(model, [texts[0]], OUTPUTS)
         loop = asyncio.get_running_loop()
         start = loop.time() + 0.05
@@ -63,11 +65,13 @@ async def open_loop(
         return loop.time() - start, latencies
 
 
-async def generate_closed_loop(url: str, model: str, texts: list[str], concurrency: int, max_new_tokens: int) -> float:
+async def generate_closed_loop(
+    url: str, model: str, texts: list[str], concurrency: int, max_new_tokens: int, inference_key: str | None = None
+) -> float:
     """Single-text ``generate`` requests over gRPC with ``concurrency`` in flight; seconds."""
     from tritonize.aio_client import AsyncTritonizeClient, map_concurrent
 
-    async with AsyncTritonizeClient(url, "grpc", timeout=300.0) as client:
+    async with AsyncTritonizeClient(url, "grpc", timeout=300.0, inference_key=inference_key) as client:
         await client.generate(texts[:2], model, max_new_tokens)
         start = time.perf_counter()
         await map_concurrent(texts, lambda text: client.generate([text], model, max_new_tokens), concurrency)
@@ -89,6 +93,7 @@ class Saturation:
     processes: int
     in_flight: int
     duration: float
+    inference_key: str | None = None
 
 
 def default_client_processes() -> int:
@@ -103,7 +108,10 @@ async def _worker_loop(run: Saturation, texts: list[str], ready, go) -> tuple[in
     chunks = [[texts[(i + j) % len(texts)] for j in range(batch)] for i in range(0, len(texts), batch)] or [texts]
     latencies: list[float] = []
     done = 0
-    async with AsyncTritonizeClient(run.url, run.protocol, timeout=120.0, max_connections=run.in_flight) as client:
+    client = AsyncTritonizeClient(
+        run.url, run.protocol, timeout=120.0, max_connections=run.in_flight, inference_key=run.inference_key
+    )
+    async with client:
         await asyncio.gather(*(client.infer_raw(run.model, chunks[i % len(chunks)], OUTPUTS) for i in range(run.in_flight)))
         ready.set()
         await asyncio.get_running_loop().run_in_executor(None, go.wait)

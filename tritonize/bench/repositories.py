@@ -113,11 +113,12 @@ def ensure_repository(out: Path, spec: Any, demo: str, dynamic_batching: bool, r
 
 @dataclass(frozen=True)
 class Endpoints:
-    """Where a server answers; ``admin_key`` is sent where the server restricts its APIs."""
+    """Where a server answers; ``admin_key`` / ``inference_key`` are sent where the server restricts those APIs."""
 
     http_url: str
     grpc_url: str
     admin_key: str | None = None
+    inference_key: str | None = None
 
 
 @contextmanager
@@ -127,7 +128,12 @@ def serving(repository: Path) -> Iterator[Endpoints]:
 
     config = ServerConfig(repository=repository, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port())
     with EmbeddedServer(config) as server:
-        yield Endpoints(http_url=server.http_url, grpc_url=server.grpc_url, admin_key=config.admin_key)
+        yield Endpoints(
+            http_url=server.http_url,
+            grpc_url=server.grpc_url,
+            admin_key=config.admin_key,
+            inference_key=config.client_inference_key,
+        )
 
 
 def step_statistics(endpoints: Endpoints) -> dict[str, Any]:
@@ -135,8 +141,9 @@ def step_statistics(endpoints: Endpoints) -> dict[str, Any]:
     import tritonclient.http as httpclient
 
     from tritonize.loadtest.metrics import parse_statistics
+    from tritonize.server import admin_headers
 
-    headers = {"admin-key": endpoints.admin_key} if endpoints.admin_key else None
+    headers = admin_headers("http", endpoints.admin_key) if endpoints.admin_key else None
     client = httpclient.InferenceServerClient(endpoints.http_url)
     try:
         return parse_statistics(client.get_inference_statistics(headers=headers))

@@ -62,6 +62,7 @@ class BenchConfig:
     http_url: str | None = None
     grpc_url: str | None = None
     admin_key: str | None = None
+    inference_key: str | None = None  # of a running server that puts inference behind a key
     rebuild: bool = False
     hf: bool = True
     passes: int | None = None  # whole-bench repetitions; each row keeps its best pass (default 2, quick 1)
@@ -126,7 +127,9 @@ class Session:
 def _served_closed_loop(s: Session, endpoints: Endpoints, protocol: str, concurrency: int, path: RowPath) -> Measurement:
     url = endpoints.grpc_url if protocol == "grpc" else endpoints.http_url
     key = RowKey(path=path, load=Load.CONCURRENCY, level=concurrency, protocol=protocol)
-    work = lambda: asyncio.run(drivers.closed_loop(url, protocol, s.deployments.classifier, s.texts, concurrency))  # noqa: E731
+    work = lambda: asyncio.run(  # noqa: E731
+        drivers.closed_loop(url, protocol, s.deployments.classifier, s.texts, concurrency, endpoints.inference_key)
+    )
     return measure(key, len(s.texts), work, deployment=s.deployments.classifier)
 
 
@@ -140,7 +143,9 @@ def measure_served(s: Session, endpoints: Endpoints) -> list[Measurement]:
     rate, duration = best.seq_per_s / 2, s.config.open_loop_s
     key = RowKey(path=RowPath.SERVED, load=Load.OPEN_LOOP, protocol="grpc")
     work = lambda: asyncio.run(  # noqa: E731
-        drivers.open_loop(endpoints.grpc_url, "grpc", s.deployments.classifier, s.texts, rate, duration)
+        drivers.open_loop(
+            endpoints.grpc_url, "grpc", s.deployments.classifier, s.texts, rate, duration, endpoints.inference_key
+        )
     )
     rows.append(measure(key, None, work, rate=rate, deployment=s.deployments.classifier))
     s.log(f"{rows[-1].path} {rows[-1].setting}: p50 {rows[-1].p50_ms:.1f} ms, p99 {rows[-1].p99_ms:.1f} ms")
@@ -161,6 +166,7 @@ def measure_saturation(s: Session, endpoints: Endpoints) -> list[Measurement]:
                 processes=s.config.processes,
                 in_flight=16 if per_request == 1 else 4,
                 duration=s.config.saturation_seconds,
+                inference_key=endpoints.inference_key,
             )
             before = step_statistics(endpoints)
             seconds, latencies, done, share = drivers.saturate(run, s.texts)
@@ -188,7 +194,7 @@ def measure_t5(s: Session, endpoints: Endpoints, result: BenchResult) -> list[Me
     for concurrency in (1, 32):  # served vs generate at concurrency 1 and 32, same inputs
         key = RowKey(path=RowPath.SERVED, load=Load.CONCURRENCY, level=concurrency, protocol="grpc", generative=True)
         work = lambda c=concurrency: asyncio.run(  # noqa: E731
-            drivers.generate_closed_loop(endpoints.grpc_url, name, s.texts, c, max_new_tokens)
+            drivers.generate_closed_loop(endpoints.grpc_url, name, s.texts, c, max_new_tokens, endpoints.inference_key)
         )
         rows.append(measure(key, len(s.texts), work, deployment=name))
         s.log(f"T5 {name} {rows[-1].setting}: served {rows[-1].seq_per_s:.1f} seq/s")
@@ -214,7 +220,12 @@ def _served_pass(s: Session, result: BenchResult) -> None:
     config = s.config
     standard, overhead = config.row_set in ("standard", "all"), config.row_set in ("overhead", "all")
     if config.grpc_url:  # a server someone else started
-        running = Endpoints(http_url=str(config.http_url), grpc_url=str(config.grpc_url), admin_key=config.admin_key)
+        running = Endpoints(
+            http_url=str(config.http_url),
+            grpc_url=str(config.grpc_url),
+            admin_key=config.admin_key,
+            inference_key=config.inference_key,
+        )
         endpoints_cm: Any = contextlib.nullcontext(running)
     else:
         endpoints_cm = serving(s.repository)

@@ -40,3 +40,21 @@ def ratio(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
     return value
+
+
+def add_inference_key_argument(parser: argparse.ArgumentParser) -> None:
+    """``--inference-key`` (default ``$TRITONIZE_INFERENCE_KEY``): sent with every inference request.
+
+    One definition for every command that sends inference, so the flag reads the same everywhere.
+    A server started with ``tritonize serve`` on a non-loopback host answers inference only with it.
+    """
+    import os
+
+    from tritonize.server import INFERENCE_HEADER, INFERENCE_KEY_ENV
+
+    parser.add_argument(
+        "--inference-key",
+        default=os.environ.get(INFERENCE_KEY_ENV) or None,
+        help=f"key of a server that puts inference behind the '{INFERENCE_HEADER}' header "
+        f"(default: ${INFERENCE_KEY_ENV}; prefer the variable: arguments show in process lists)",
+    )

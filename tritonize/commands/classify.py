@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from tritonize.commands._args import positive_float, positive_int
+from tritonize.commands._args import add_inference_key_argument, positive_float, positive_int
 from tritonize.urls import PROTOCOLS, Protocol, default_url
 
 
@@ -17,12 +17,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--url", default=None, help=f"host:port (default {default_url('grpc')} gRPC, {default_url('http')} HTTP)")
     p.add_argument("--top-k", type=positive_int, default=1, help="classes per text (>= 1)")
     p.add_argument("--timeout", type=positive_float, default=30.0, help="seconds per request")
+    add_inference_key_argument(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from tritonize.client import classify
 
-    result = classify(args.texts, model=args.model, url=args.url, protocol=args.protocol, top_k=args.top_k, timeout=args.timeout)
+    result = classify(
+        args.texts,
+        model=args.model,
+        url=args.url,
+        protocol=args.protocol,
+        top_k=args.top_k,
+        timeout=args.timeout,
+        inference_key=args.inference_key,
+    )
     print(json.dumps(result, indent=2))
     return 0

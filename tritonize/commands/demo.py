@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     with EmbeddedServer(config) as server:
         print(f"ready: HTTP {server.http_url}, gRPC {server.grpc_url}", flush=True)
         for protocol, url in (("http", server.http_url), ("grpc", server.grpc_url)):
-            with TritonizeClient(url, protocol) as client:
+            with TritonizeClient(url, protocol, inference_key=config.client_inference_key) as client:
                 for model in spec.models:
                     if model.is_generative:
                         result = client.generate(SENTENCES[:2], model=model.name)

@@ -2,7 +2,7 @@
 
     tritonize deploy compose [--target gpu|cpu] [--out docker-compose.yml]
     tritonize deploy kubernetes [--target gpu|cpu] [--replicas N] [--registry R] --out DIR
-    tritonize deploy release [--check-tensorrt] [--markdown]
+    tritonize deploy release [--check-tensorrt] [--markdown] [--update docs/release.md ...]
 """
 
 from __future__ import annotations
@@ -35,8 +35,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     kube.set_defaults(func=run_kubernetes)
 
     release = verbs.add_parser("release", help="print the pinned NGC release; check this image against it")
-    release.add_argument("--check-tensorrt", action="store_true", help="exit 1 unless the installed TensorRT is the pinned one")
-    release.add_argument("--markdown", action="store_true", help="print the README's release table")
+    release.add_argument(
+        "--check-tensorrt",
+        action="store_true",
+        help="exit 1 unless this image's TensorRT (Python package and libnvinfer) is the pinned one",
+    )
+    release.add_argument("--markdown", action="store_true", help="print the release table of docs/release.md")
+    release.add_argument(
+        "--update", type=Path, metavar="FILE", action="append", help="rewrite the generated tables between their markers in FILE"
+    )
     release.set_defaults(func=run_release)
 
 
@@ -72,6 +79,8 @@ def run_release(args: argparse.Namespace) -> int:
 
     release = load_release()
     if args.check_tensorrt:
+        from tritonize.tensorrt_facts import check_library
+
         try:
             import tensorrt
         except ImportError:
@@ -79,9 +88,20 @@ def run_release(args: argparse.Namespace) -> int:
             return 1
         release.check_tensorrt(tensorrt.__version__)
         print(f"TensorRT {tensorrt.__version__} matches the pinned {release.tensorrt_version} (NGC {release.ngc_release})")
+        try:
+            print(check_library(release.tensorrt_version))
+        except RuntimeError as exc:
+            print(f"tritonize: error: {exc}", file=sys.stderr)
+            return 1
         return 0
     if args.markdown:
         print(markdown_table(release), end="")
+        return 0
+    if args.update:
+        from tritonize.deploy.release import update_marked_tables
+
+        for path in args.update:
+            print(f"updated {update_marked_tables(path, release)} generated table(s) in {path}")
         return 0
     for key, value in release.facts().items():
         print(f"{key}={value}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tritonize.commands._args import add_inference_key_argument
 from tritonize.urls import PROTOCOLS, Protocol, default_url
 
 
@@ -26,6 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("artifacts/evaluate"), help="output directory")
     p.add_argument("--compare", help="second deployment: MODEL, HOST:PORT or MODEL@HOST:PORT")
     p.add_argument("--limit", type=int, help="evaluate only the first N examples")
+    add_inference_key_argument(p)
     p.set_defaults(func=run)
 
 
@@ -40,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         out=args.out,
         compare=args.compare,
         limit=args.limit,
+        inference_key=args.inference_key,
     )
     run_evaluate(config)
     print((args.out / "evaluation.md").read_text(encoding="utf-8"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from tritonize.commands._args import positive_float, positive_int
+from tritonize.commands._args import add_inference_key_argument, positive_float, positive_int
 from tritonize.urls import PROTOCOLS, Protocol
 
 
@@ -19,6 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--max-new-tokens", type=positive_int, default=None, help="default: the spec's max_new_tokens; the server caps it"
     )
     p.add_argument("--timeout", type=positive_float, default=60.0, help="seconds per request")
+    add_inference_key_argument(p)
     p.set_defaults(func=run)
 
 
@@ -26,7 +27,13 @@ def run(args: argparse.Namespace) -> int:
     from tritonize.client import generate
 
     result = generate(
-        args.texts, model=args.model, url=args.url, protocol=args.protocol, max_new_tokens=args.max_new_tokens, timeout=args.timeout
+        args.texts,
+        model=args.model,
+        url=args.url,
+        protocol=args.protocol,
+        max_new_tokens=args.max_new_tokens,
+        timeout=args.timeout,
+        inference_key=args.inference_key,
     )
     print(json.dumps(result, indent=2))
     return 0

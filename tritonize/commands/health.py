@@ -10,6 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
+from tritonize.commands._args import add_inference_key_argument
 from tritonize.urls import default_url
 
 
@@ -20,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--repository", type=Path, help="take the deployments from this repository's build report")
     p.add_argument("--status-file", type=Path, help="status written by `tritonize serve` (default: by the URL's port)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds one probe may take")
+    add_inference_key_argument(p)
     p.set_defaults(func=run)
 
 
@@ -34,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
         repository=args.repository,
         status_file=args.status_file,
         timeout_s=args.timeout,
+        inference_key=args.inference_key,
     )
     print(json.dumps(report, indent=2))
     return 0 if report["healthy"] else 1

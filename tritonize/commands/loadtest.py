@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tritonize.commands._args import positive_float, positive_int, ratio
+from tritonize.commands._args import add_inference_key_argument, positive_float, positive_int, ratio
 from tritonize.urls import PROTOCOLS, Protocol, default_url
 
 
@@ -50,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--admin-key", help="admin key of a `tritonize serve` server (its statistics endpoint is restricted)"
     )
+    add_inference_key_argument(parser)
     parser.add_argument("--start-server", action="store_true", help="start an embedded server on free ports")
     parser.add_argument("--repository", type=Path, help="model repository for --start-server")
     parser.add_argument("--locustfile", type=Path, help="default: loadtest/locustfile.py of the source tree")
@@ -97,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         metrics_url=args.metrics_url,
         request_timeout=args.timeout,
         admin_key=args.admin_key,
+        inference_key=args.inference_key,
         soak=_plan(args),
         gates=Gates(
             max_failure_ratio=args.max_failure_ratio, max_p99_ms=args.max_p99_ms, max_refusal_ratio=args.max_refusal_ratio

@@ -8,6 +8,7 @@ drains the deployments before tritonserver stops (see that module for why each i
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -17,6 +18,9 @@ from tritonize.server import (
     ADMIN_HEADER,
     DEFAULT_EXIT_TIMEOUT_S,
     GRPC_ADMIN_HEADER,
+    GRPC_INFERENCE_HEADER,
+    INFERENCE_HEADER,
+    INFERENCE_KEY_ENV,
     RESTRICTED_APIS,
     GrpcTls,
     ServerConfig,
@@ -41,6 +45,18 @@ def add_server_arguments(p: argparse.ArgumentParser) -> None:
         "--expose-statistics",
         action="store_true",
         help="let clients without the admin key read the statistics extension (/v2/models/stats), e.g. for load tests",
+    )
+    p.add_argument(
+        "--inference-key",
+        default=os.environ.get(INFERENCE_KEY_ENV) or None,
+        help=f"put inference behind this key (header '{INFERENCE_HEADER}'; default ${INFERENCE_KEY_ENV}); without "
+        "one, a random key when --host is not loopback and open inference on loopback",
+    )
+    p.add_argument(
+        "--open-inference",
+        action="store_true",
+        help="serve inference without a key even on a non-loopback --host (trusted networks only: one malformed "
+        "request can stop the bundled tritonserver 2.51)",
     )
     p.add_argument(
         "--exit-timeout-secs",
@@ -69,7 +85,16 @@ def _tls_from_args(args: argparse.Namespace) -> GrpcTls | None:
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
-    extra = {"admin_key": args.admin_key} if args.admin_key else {}
+    """Raises ServerError when --open-inference and --inference-key are both given."""
+    from tritonize.errors import ServerError
+
+    if args.open_inference and args.inference_key:
+        raise ServerError("--open-inference and --inference-key contradict each other: give one")
+    extra: dict[str, object] = {"admin_key": args.admin_key} if args.admin_key else {}
+    if args.inference_key:
+        extra.update(inference_key=args.inference_key, restrict_inference=True)
+    elif args.open_inference:
+        extra["restrict_inference"] = False
     return ServerConfig(
         repository=args.repository,
         host=args.host,
@@ -113,6 +138,12 @@ def _print_ready(supervisor, config: ServerConfig, status_file: Path) -> None:
         print(
             f"{', '.join(config.restricted_apis)} endpoints need the HTTP header '{ADMIN_HEADER}: {config.admin_key}' "
             f"(gRPC metadata '{GRPC_ADMIN_HEADER}'), or start with --open-admin-apis",
+            flush=True,
+        )
+    if config.inference_restricted:
+        print(
+            f"inference needs the HTTP header '{INFERENCE_HEADER}: {config.inference_key}' (gRPC metadata "
+            f"'{GRPC_INFERENCE_HEADER}'); clients take --inference-key or ${INFERENCE_KEY_ENV}",
             flush=True,
         )
     print(f"watchdog: {len(supervisor.deployments)} deployments, status {status_file}", flush=True)

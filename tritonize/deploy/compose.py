@@ -1,7 +1,9 @@
 """``docker-compose.yml`` generated from the spec and the pinned release.
 
 The stack: ``build`` fills ``./model_repository`` (TensorRT engines for the gpu target, ONNX for
-cpu) and exits; ``triton`` serves it once ``build`` completed; ``locust`` (Locust master + web UI)
+cpu) from the project's own spec file (mounted, not the copy baked into the image), as the
+invoking user (``TRITONIZE_UID``/``TRITONIZE_GID``), so the files it writes are the user's, not
+root's, and exits; ``triton`` serves it once ``build`` completed; ``locust`` (Locust master + web UI)
 and ``locust-worker`` (``--scale locust-worker=N``) load it once ``triton`` is healthy;
 ``locust-headless`` (profile ``headless``) runs ``tritonize loadtest`` and writes its summary.
 The gpu target reserves GPUs with a literal integer ``count`` and the cpu target reserves none;
@@ -17,7 +19,7 @@ from tritonize.deploy.release import Release
 from tritonize.deploy.server_command import triton_command
 from tritonize.errors import DeployError
 from tritonize.server import ADMIN_HEADER
-from tritonize.spec import ServerSpec, Spec, Target
+from tritonize.spec import DEFAULT_SPEC, ServerSpec, Spec, Target
 
 TARGETS = (Target.GPU, Target.CPU)
 DEFAULT_FILES = {Target.GPU: "docker-compose.yml", Target.CPU: "docker-compose.cpu.yml"}
@@ -28,7 +30,9 @@ RESULTS = "/results"
 ADMIN_KEY = "${TRITON_ADMIN_KEY:?set TRITON_ADMIN_KEY to a secret, for example the output of: openssl rand -hex 16}"
 BIND = "${TRITON_BIND:-127.0.0.1}"  # loopback unless the operator exposes the ports
 LOCUST_WEB_PORT = 8089  # Locust's own default
-CACHE_VOLUME = "tritonize-cache"
+SPEC = f"${{TRITONIZE_SPEC:-tritonize/{DEFAULT_SPEC}}}"  # relative to the project directory (the working dir)
+BUILD_USER = "${TRITONIZE_UID:-1000}:${TRITONIZE_GID:-1000}"  # the owner of what the build writes
+CACHE_DIR = f"{WORKSPACE}/.cache"  # checkpoints, tokenizers, demo builds: in the project, owned by the user
 HEALTH_START_PERIOD = "300s"  # engines and Python-backend stubs load before ready
 LOADTEST_USERS = 32
 LOADTEST_RUN_TIME = "60s"
@@ -44,7 +48,10 @@ def _build_service(release: Release, target: Target) -> dict[str, Any]:
     """Runs ``tritonize build`` in the engine-build image.
 
     The project directory, not ``./model_repository`` itself, is mounted: the build stages the
-    repository beside it and swaps it in with a rename, which a bind-mount point cannot take.
+    repository beside it and swaps it in with a rename, which a bind-mount point cannot take. The
+    spec is read from the mounted project (``TRITONIZE_SPEC``, default ``tritonize/models.toml``):
+    an edit there takes effect without rebuilding the image. The container runs as the user, not
+    root, and keeps its caches under ``./.cache``, so ``./model_repository`` stays the user's.
     ``TRITONIZE_BUILD_ARGS`` adds flags (``--demo tiny``, ``--model NAME``) without editing this file.
     """
     image = images.engines_image(release)
@@ -52,9 +59,11 @@ def _build_service(release: Release, target: Target) -> dict[str, Any]:
     service: dict[str, Any] = {
         "build": image.compose_build(),
         "image": image.name,
-        "command": f"build --target {target.value} --out {out} ${{TRITONIZE_BUILD_ARGS:-}}",
+        "command": f"build --spec {SPEC} --target {target.value} --out {out} ${{TRITONIZE_BUILD_ARGS:-}}",
         "working_dir": WORKSPACE,
-        "volumes": [f".:{WORKSPACE}", f"{CACHE_VOLUME}:/root/.cache"],
+        "user": BUILD_USER,
+        "environment": {"HOME": f"{CACHE_DIR}/home", "XDG_CACHE_HOME": CACHE_DIR},
+        "volumes": [f".:{WORKSPACE}"],
     }
     if target is Target.GPU:
         service["deploy"] = _gpu_reservation(1)  # one GPU of the kind that serves: engines are per architecture
@@ -67,7 +76,7 @@ def _triton_service(server: ServerSpec, release: Release, target: Target) -> dic
     service: dict[str, Any] = {
         "build": image.compose_build(),
         "image": image.name,
-        "command": triton_command(server, repository=MODELS, admin_key=ADMIN_KEY),
+        "command": triton_command(server, release, target, repository=MODELS, admin_key=ADMIN_KEY),
         "volumes": [f"./{REPOSITORY_DIR}:{MODELS}:ro"],
         "ports": [f"{BIND}:{port}:{port}" for port in ports],
         "shm_size": _shm_size(server.shm_size_mib),
@@ -147,8 +156,7 @@ def compose_file(spec: Spec, release: Release, target: Target) -> dict[str, Any]
             "build": _build_service(release, target),
             "triton": _triton_service(spec.server, release, target),
             **_locust_services(spec, release, target),
-        },
-        "volumes": {CACHE_VOLUME: {}},
+        }
     }
 
 
@@ -160,11 +168,13 @@ tritonize/deploy/versions.env (NGC {release.ngc_release}): edit those and regene
 Runs on {runs_on}; {DEFAULT_FILES[other]} is the {other.value} variant.
 
   export TRITON_ADMIN_KEY=$(openssl rand -hex 16)   # header '{ADMIN_HEADER}' for the restricted APIs
+  export TRITONIZE_UID=$(id -u) TRITONIZE_GID=$(id -g)  # the build writes ./model_repository as you
   docker compose -f {DEFAULT_FILES[target]} up -d                  # build -> triton -> locust (web UI :{LOCUST_WEB_PORT})
   docker compose -f {DEFAULT_FILES[target]} up --scale locust-worker=4 -d
   docker compose -f {DEFAULT_FILES[target]} run --rm locust-headless  # summary in ./loadtest/results/compose-{target.value}/
 
-TRITONIZE_BUILD_ARGS="--demo tiny" adds build flags; ports bind to 127.0.0.1 unless TRITON_BIND=0.0.0.0."""
+TRITONIZE_BUILD_ARGS="--demo tiny" adds build flags; TRITONIZE_SPEC names another spec in this directory;
+ports bind to 127.0.0.1 unless TRITON_BIND=0.0.0.0. docs/deploy.md explains the stack."""
 
 
 def render(spec: Spec, release: Release, target: Target) -> str:

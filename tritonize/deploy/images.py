@@ -3,7 +3,8 @@
 ``engines`` (TensorRT image + tritonize[export]) builds the repository, ``triton`` (tritonserver
 image + what the Python-backend models import) serves it, ``loadtest`` (tritonserver image +
 tritonize[loadtest], so no other base image needs pinning) runs Locust. The Dockerfiles have no
-default base image: the release reaches them only as build args from here.
+default base image: the release reaches them only as build args from here. Both the engines and
+the triton image check at build time that their TensorRT is the pinned one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from tritonize.deploy.release import Release
 from tritonize.spec import Target
 
 BUILD_CONTEXT = "."
+TENSORRT_CHECK = "tritonize/tensorrt_facts.py"  # copied into the triton image (no tritonize there) and run
 SOURCE_DIR = "/opt/tritonize"  # where the loadtest image keeps the source tree (locustfile)
 LOCUSTFILE = f"{SOURCE_DIR}/loadtest/locustfile.py"
 
@@ -51,6 +53,7 @@ def triton_image(release: Release, target: Target, registry: str = "") -> Image:
         args={
             "TRITON_IMAGE": release.triton_image,
             "TRITON_VERSION": release.triton_version,
+            "TENSORRT_VERSION": release.tensorrt_version,
             "CONTAINER_PYTHON": release.container_python,
             "PYTHON_MODEL_REQUIREMENTS": " ".join(release.python_model_requirements(gpu=target is Target.GPU)),
         },

@@ -1,19 +1,33 @@
 """Kubernetes manifests generated from the spec and the pinned release.
 
-One file per resource, applied together with ``kubectl apply -f DIR``:
+Two sets, one file per resource, applied in order (the build first, the servers once it completed):
 
-- ``pvc.yaml``: the model repository volume, written once by the build Job, read by every server.
-- ``job-build.yaml``: ``tritonize build --target gpu|cpu`` in the engine-build image (the same
+    kubectl apply -f DIR/build/
+    kubectl wait --for=condition=complete --timeout=2h job/tritonize-build
+    kubectl apply -f DIR/serve/
+
+Why two sets (the order is built in, not left to an init container): a server pod holds its GPU
+from the moment it is scheduled. Servers applied together with the build Job, each waiting in an
+init container for the Job's report, can take every GPU of a small cluster while the Job, which
+needs one GPU itself, stays Pending: a deadlock. So the servers are not applied before the Job
+completed, no server pod waits on the Job, and the Job's PriorityClass is above the servers' so a
+rebuild can preempt a server instead of waiting behind it. GPU rollouts replace pods one at a time
+(``maxSurge: 0``): a surge would need a spare GPU the cluster may not have.
+
+- ``build/pvc.yaml``: the model repository volume, written once by the build Job, read by every server.
+- ``build/priorityclass.yaml``: the build Job's priority, above the servers'.
+- ``build/job-build.yaml``: ``tritonize build --target gpu|cpu`` in the engine-build image (the same
   image pairing as the compose ``build`` service); one GPU for the gpu target, because TensorRT
   engines are specific to the GPU architecture and TensorRT version that built them.
-- ``deployment.yaml``: Triton servers (the pinned tritonserver image). An init container waits for
-  the Job's build report; readiness and liveness probes on ``/v2/health/ready`` and ``/live``;
-  ``/dev/shm`` is an in-memory ``emptyDir`` (the Python backend moves tensors through it, and it
-  counts against the memory limit, hence limit = request + shm); the admin APIs are restricted with
-  the key from a Secret.
-- ``service.yaml`` (HTTP, gRPC, metrics), ``hpa.yaml``, ``pdb.yaml``, ``networkpolicy.yaml``.
+- ``serve/priorityclass.yaml``: the servers' priority (0, below the build's; never preempts).
+- ``serve/deployment.yaml``: Triton servers (the pinned tritonserver image); readiness and
+  liveness probes on ``/v2/health/ready`` and ``/live``; ``/dev/shm`` is an in-memory ``emptyDir``
+  (the Python backend moves tensors through it, and it counts against the memory limit, hence
+  limit = request + shm); the admin APIs are restricted with the key from a Secret.
+- ``serve/service.yaml`` (HTTP, gRPC, metrics), ``serve/hpa.yaml``, ``serve/pdb.yaml``,
+  ``serve/networkpolicy.yaml``.
 - ``monitoring/prometheus-adapter-values.yaml``: the Prometheus adapter rule that turns Triton's
-  counters into the HPA's metric (a Helm values file, not a resource: kept out of ``DIR`` itself).
+  counters into the HPA's metric (a Helm values file, not a resource: kept out of both sets).
 
 Autoscaling: the HPA reads the pods metric ``triton_queue_duration_us_per_request``, which the
 adapter computes per pod as rate(``nv_inference_queue_duration_us``) / rate(``nv_inference_request_success``)
@@ -30,13 +44,16 @@ from tritonize.deploy import images, yaml_io
 from tritonize.deploy.release import Release
 from tritonize.deploy.server_command import triton_command
 from tritonize.errors import DeployError
-from tritonize.repository.layout import REPORT_FILE
 from tritonize.spec import KubernetesSpec, ServerSpec, Spec, Target
 
 TARGETS = (Target.GPU, Target.CPU)
 APP = "tritonize"
 SERVER = f"{APP}-triton"
 BUILD_JOB = f"{APP}-build"
+BUILD_PRIORITY = f"{APP}-build"
+SERVE_PRIORITY = f"{APP}-serve"
+BUILD_PRIORITY_VALUE = 1000  # above the servers' 0: a (re)build preempts a server rather than waiting for a GPU
+BUILD_SET, SERVE_SET = "build", "serve"  # applied in this order; kubectl wait for the Job in between
 MODELS_CLAIM = f"{APP}-models"
 ADMIN_SECRET = f"{APP}-admin"
 ADMIN_SECRET_KEY = "admin-key"
@@ -91,6 +108,18 @@ def models_claim(cluster: KubernetesSpec) -> dict[str, Any]:
     }
 
 
+def priority_class(name: str, value: int, description: str, *, preempts: bool) -> dict[str, Any]:
+    return {
+        "apiVersion": "scheduling.k8s.io/v1",
+        "kind": "PriorityClass",
+        "metadata": _meta(name, "scheduling"),
+        "value": value,
+        "globalDefault": False,
+        "preemptionPolicy": "PreemptLowerPriority" if preempts else "Never",
+        "description": description,
+    }
+
+
 def build_job(server: ServerSpec, release: Release, target: Target, registry: str) -> dict[str, Any]:
     image = images.engines_image(release, registry)
     container = {
@@ -115,6 +144,7 @@ def build_job(server: ServerSpec, release: Release, target: Target, registry: st
                 "metadata": {"labels": _labels("engine-build")},
                 "spec": {
                     "restartPolicy": "Never",
+                    "priorityClassName": BUILD_PRIORITY,
                     "containers": [container],
                     "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": MODELS_CLAIM}}],
                     **_gpu_tolerations(target),
@@ -134,7 +164,7 @@ def _server_container(server: ServerSpec, release: Release, target: Target, regi
         "name": "triton",
         "image": images.triton_image(release, target, registry).name,
         # $(VAR) is expanded by the kubelet from the container's env: the key never appears in the manifest.
-        "args": triton_command(server, repository=REPOSITORY, admin_key=f"$({ADMIN_ENV})"),
+        "args": triton_command(server, release, target, repository=REPOSITORY, admin_key=f"$({ADMIN_ENV})"),
         "env": [
             {
                 "name": ADMIN_ENV,
@@ -155,17 +185,6 @@ def _server_container(server: ServerSpec, release: Release, target: Target, regi
     }
 
 
-def _wait_for_build(release: Release, target: Target, registry: str) -> dict[str, Any]:
-    """Servers start only once the Job's build report exists (written last, after every validation)."""
-    report = f"{REPOSITORY}/{REPORT_FILE}"
-    return {
-        "name": "wait-for-repository",
-        "image": images.triton_image(release, target, registry).name,
-        "command": ["sh", "-c", f'until [ -f "{report}" ]; do echo "waiting for {report}"; sleep 10; done'],
-        "volumeMounts": [{"name": "models", "mountPath": DATA, "readOnly": True}],
-    }
-
-
 def triton_deployment(
     server: ServerSpec, release: Release, target: Target, replicas: int, registry: str
 ) -> dict[str, Any]:
@@ -177,8 +196,7 @@ def triton_deployment(
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": pod_labels},
-            # Surge, never drop below the current count: a rollout needs one spare GPU, not downtime.
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": _rollout(target)},
             "template": {
                 "metadata": {
                     "labels": pod_labels,
@@ -189,7 +207,7 @@ def triton_deployment(
                     },
                 },
                 "spec": {
-                    "initContainers": [_wait_for_build(release, target, registry)],
+                    "priorityClassName": SERVE_PRIORITY,
                     "containers": [_server_container(server, release, target, registry)],
                     "volumes": [
                         {"name": "models", "persistentVolumeClaim": {"claimName": MODELS_CLAIM, "readOnly": True}},
@@ -209,6 +227,11 @@ def triton_deployment(
             },
         },
     }
+
+
+def _rollout(target: Target) -> dict[str, int]:
+    """GPU: replace one pod at a time (a surge pod would wait for a GPU no one frees); CPU: surge, no downtime."""
+    return {"maxSurge": 0, "maxUnavailable": 1} if target is Target.GPU else {"maxSurge": 1, "maxUnavailable": 0}
 
 
 def triton_service(server: ServerSpec) -> dict[str, Any]:
@@ -313,7 +336,7 @@ def adapter_values() -> dict[str, Any]:
 def manifests(
     spec: Spec, release: Release, target: Target, *, replicas: int | None = None, registry: str = ""
 ) -> dict[str, dict[str, Any]]:
-    """File name -> resource, for ``target`` (gpu or cpu).
+    """Path under the output directory (``build/...`` or ``serve/...``) -> resource, for ``target`` (gpu or cpu).
 
     ``replicas`` (default: the spec's) is the Deployment's size and the autoscaler's floor; the
     ceiling is the spec's ``max_replicas``, raised to ``replicas`` when that is larger.
@@ -328,24 +351,36 @@ def manifests(
     count = cluster.replicas if replicas is None else replicas
     if count < 1:
         raise DeployError(f"--replicas must be >= 1, got {count}")
+    build_priority = priority_class(
+        BUILD_PRIORITY, BUILD_PRIORITY_VALUE, "tritonize build Job: may preempt a tritonize server for its GPU", preempts=True
+    )
+    serve_priority = priority_class(SERVE_PRIORITY, 0, "tritonize Triton servers: below the build Job", preempts=False)
     return {
-        "pvc.yaml": models_claim(cluster),
-        "job-build.yaml": build_job(server, release, target, registry),
-        "deployment.yaml": triton_deployment(server, release, target, count, registry),
-        "service.yaml": triton_service(server),
-        "hpa.yaml": autoscaler(server, count, max(cluster.max_replicas, count)),
-        "pdb.yaml": disruption_budget(),
-        "networkpolicy.yaml": network_policy(server, cluster),
+        f"{BUILD_SET}/pvc.yaml": models_claim(cluster),
+        f"{BUILD_SET}/priorityclass.yaml": build_priority,
+        f"{BUILD_SET}/job-build.yaml": build_job(server, release, target, registry),
+        f"{SERVE_SET}/priorityclass.yaml": serve_priority,
+        f"{SERVE_SET}/deployment.yaml": triton_deployment(server, release, target, count, registry),
+        f"{SERVE_SET}/service.yaml": triton_service(server),
+        f"{SERVE_SET}/hpa.yaml": autoscaler(server, count, max(cluster.max_replicas, count)),
+        f"{SERVE_SET}/pdb.yaml": disruption_budget(),
+        f"{SERVE_SET}/networkpolicy.yaml": network_policy(server, cluster),
     }
 
 
 ADAPTER_FILE = "monitoring/prometheus-adapter-values.yaml"
 
 
+APPLY_ORDER = (
+    f"Apply in order: kubectl apply -f {BUILD_SET}/ && kubectl wait --for=condition=complete --timeout=2h "
+    f"job/{BUILD_JOB} && kubectl apply -f {SERVE_SET}/"
+)
+
+
 def _header(target: Target, release: Release, what: str) -> str:
     return (
         f"GENERATED by `tritonize deploy kubernetes --target {target.value}` from tritonize/models.toml and\n"
-        f"tritonize/deploy/versions.env (NGC {release.ngc_release}): {what}"
+        f"tritonize/deploy/versions.env (NGC {release.ngc_release}): {what}\n{APPLY_ORDER}"
     )
 
 

@@ -8,5 +8,5 @@ which ONNX Runtime runs here; the accuracy gate runs every step through one runn
 rehearsal. Only :mod:`~tritonize.engines.tensorrt_build` and :mod:`~tritonize.engines.tensorrt_runner`
 import ``tensorrt`` (lazily, through Polygraphy), so they run where TensorRT runs: the NGC
 TensorRT image of the pinned release, on the GPU the engines will serve on (engines are tied to
-both). What differs between TensorRT versions is in :mod:`~tritonize.engines.tensorrt_facts`.
+both). What differs between TensorRT versions is in :mod:`~tritonize.tensorrt_facts`.
 """

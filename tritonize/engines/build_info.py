@@ -17,8 +17,8 @@ from typing import Any
 
 from tritonize.engines.local import GpuInfo
 from tritonize.engines.plan import EnginePlan
-from tritonize.engines.tensorrt_facts import same_release
 from tritonize.errors import EngineBuildError
+from tritonize.tensorrt_facts import same_release
 
 BUILD_INFO_VERSION = 1
 

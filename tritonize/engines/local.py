@@ -3,7 +3,7 @@
 ``tritonize engines check`` runs where the engines will be served, e.g. in the Triton server
 image, which ships libnvinfer but not the ``tensorrt`` Python package. So the version comes
 from the ``tensorrt`` package when present, else from ``getInferLibVersion()`` of libnvinfer
-(sonames and the version encoding: :mod:`tritonize.engines.tensorrt_facts`); GPUs come from
+(sonames and the version encoding: :mod:`tritonize.tensorrt_facts`); GPUs come from
 NVML (libnvidia-ml, installed with the driver), read through ctypes.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import ctypes
 from dataclasses import dataclass
 
-from tritonize.engines.tensorrt_facts import decode_infer_lib_version, nvinfer_sonames
+from tritonize.tensorrt_facts import decode_infer_lib_version, nvinfer_sonames
 
 NVML_LIBRARY = "libnvidia-ml.so.1"
 

@@ -30,7 +30,7 @@ is a request; the plan honours it unless the architecture or the GPU rules it ou
 A plan is written into the ONNX graph the engine is built from (:mod:`tritonize.engines.precision_graph`:
 FP16/BF16 tensors, the FP32 islands behind explicit casts) and the engine is built strongly
 typed, with no precision flags: the form TensorRT 11 requires and 10.x accepts (see
-:mod:`tritonize.engines.tensorrt_facts`). So the exact numerics of a plan run here, in ONNX
+:mod:`tritonize.tensorrt_facts`). So the exact numerics of a plan run here, in ONNX
 Runtime, before any GPU sees them (``tritonize build --target gpu --rehearse``).
 """
 

@@ -2,7 +2,7 @@
 
 A strongly typed TensorRT network takes every tensor's type from the graph (TensorRT 10.12
 deprecated the builder's precision flags and per-layer precision, TensorRT 11 removed them; see
-:mod:`tritonize.engines.tensorrt_facts`). So a precision plan is applied here, to the FP32
+:mod:`tritonize.tensorrt_facts`). So a precision plan is applied here, to the FP32
 export, and the engine is built from the result:
 
 * FP16: ONNX Runtime's own converter, ``onnxruntime.transformers.float16.convert_float_to_float16``,

@@ -3,7 +3,7 @@
 The precision is in the graph (:mod:`tritonize.engines.precision_graph`), so the network is
 strongly typed and the builder gets no precision flags: the same build on TensorRT 10.x (the
 ``STRONGLY_TYPED`` flag) and 11 (always strongly typed), see
-:mod:`tritonize.engines.tensorrt_facts`. Polygraphy does the TensorRT plumbing:
+:mod:`tritonize.tensorrt_facts`. Polygraphy does the TensorRT plumbing:
 ``NetworkFromOnnxPath(strongly_typed=...)`` (parser, external weights, plugins),
 ``CreateConfig(tf32=False, profiles=[Profile]...)`` (it *clears* ``BuilderFlag.TF32``, which
 TensorRT enables by default: an FP32 engine here is FP32, gated with FP32 tolerances) and
@@ -32,9 +32,9 @@ from typing import Any
 
 from tritonize.engines.plan import EnginePlan
 from tritonize.engines.profiles import TensorProfile
-from tritonize.engines.tensorrt_facts import check_supported, strongly_typed_flag, version_tuple
 from tritonize.errors import EngineBuildError
 from tritonize.export.tensors import GraphDecl
+from tritonize.tensorrt_facts import check_supported, release_text, strongly_typed_flag
 
 logger = logging.getLogger(__name__)
 
@@ -53,15 +53,17 @@ def import_tensorrt() -> Any:
         import tensorrt as trt
     except Exception as exc:  # noqa: BLE001 - ImportError, or a stub package that raises at import
         raise TensorRTUnavailable(f"TensorRT is not installed here ({type(exc).__name__}: {exc})") from exc
-    check_supported(str(trt.__version__))
+    try:
+        check_supported(str(trt.__version__))
+    except ValueError as exc:
+        raise EngineBuildError(str(exc)) from None
     return trt
 
 
 def timing_cache_name(tensorrt_version: str, compute_capability: tuple[int, int]) -> str:
     """One timing cache per TensorRT release and GPU architecture (tactic timings of one do
     not carry over to the other; TensorRT refuses a cache from another device)."""
-    release = ".".join(map(str, version_tuple(tensorrt_version)[:3]))
-    return f"{TIMING_CACHE_PREFIX}.trt{release}.sm{compute_capability[0]}{compute_capability[1]}.cache"
+    return f"{TIMING_CACHE_PREFIX}.trt{release_text(tensorrt_version)}.sm{compute_capability[0]}{compute_capability[1]}.cache"
 
 
 @dataclass(frozen=True, kw_only=True)

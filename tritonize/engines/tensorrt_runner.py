@@ -17,8 +17,8 @@ from typing import Any
 
 from tritonize.engines.profiles import AxisRange, TensorProfile
 from tritonize.engines.runners import ProfiledStep
-from tritonize.engines.tensorrt_facts import PROFILE_SHAPE_ORDER
 from tritonize.errors import EngineBuildError
+from tritonize.tensorrt_facts import PROFILE_SHAPE_ORDER
 
 PROFILE_INDEX = 0  # one profile per engine (tritonize.engines.plan)
 

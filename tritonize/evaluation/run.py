@@ -62,15 +62,17 @@ def _labels_known(client: Any, model: str) -> list[str]:
     return [label for _, label in entries]
 
 
-def evaluate(target: Target, texts: list[str], gold: list[str], timeout: float = 120.0) -> Evaluation:
-    """Score one deployment on ``texts`` against ``gold`` through the server.
+def evaluate(
+    target: Target, texts: list[str], gold: list[str], timeout: float = 120.0, inference_key: str | None = None
+) -> Evaluation:
+    """Score one deployment on ``texts`` against ``gold`` through the server (``inference_key``: see TritonizeClient).
 
     Raises:
         ClientError: the server or the deployment failed a request.
     """
     from tritonize.client import TritonizeClient, decode_text
 
-    with TritonizeClient(target.url, target.protocol, timeout=timeout) as client:
+    with TritonizeClient(target.url, target.protocol, timeout=timeout, inference_key=inference_key) as client:
         outputs = [o["name"] for o in client.model_metadata(target.model).get("outputs", [])]
         generative = "GENERATED_TEXT" in outputs
         wanted = ["LABEL", "GENERATED_TEXT"] if generative else ["LABEL"]
@@ -102,6 +104,7 @@ class EvaluateConfig:
     out: Path = Path("artifacts/evaluate")
     compare: str | None = None
     limit: int | None = None  # first N examples only
+    inference_key: str | None = None  # sent with every request; never written to the report
 
     def target(self) -> Target:
         from tritonize.client import DEFAULT_URLS, check_protocol
@@ -122,7 +125,8 @@ def run_evaluate(config: EvaluateConfig) -> dict[str, Any]:
     texts, gold = [e.text for e in examples], [e.label for e in examples]
     main = config.target()
     other = compare_target(config.compare, main) if config.compare else None
-    results = [evaluate(main, texts, gold)] + ([evaluate(other, texts, gold)] if other else [])
+    key = config.inference_key
+    results = [evaluate(main, texts, gold, inference_key=key)] + ([evaluate(other, texts, gold, inference_key=key)] if other else [])
     report = build_report(results, config.dataset)
     write_report(report, results, config.out)
     return report

@@ -69,11 +69,14 @@ def _stop(processes: list[subprocess.Popen]) -> None:
 
 
 @contextlib.contextmanager
-def locust_workers(command: list[str], workers: int, out: Path) -> Iterator[list[str]]:
+def locust_workers(
+    command: list[str], workers: int, out: Path, env: dict[str, str] | None = None
+) -> Iterator[list[str]]:
     """Start ``workers`` worker processes for the headless Locust ``command``; yield the master's command.
 
     ``workers == 0`` yields ``command`` unchanged (one Locust process, as before). Worker logs go
     to ``out/locust-worker-<i>.log``; every worker is stopped when the block ends, however it ends.
+    ``env`` is the workers' environment (default: this process's), as the master gets it.
     """
     if workers == 0:
         yield command
@@ -92,6 +95,7 @@ def locust_workers(command: list[str], workers: int, out: Path) -> Iterator[list
                         stdout=log,
                         stderr=subprocess.STDOUT,
                         cwd=out,
+                        env=env,
                         start_new_session=True,
                     )
                 )

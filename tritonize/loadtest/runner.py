@@ -88,6 +88,7 @@ class LoadtestConfig:
     metrics_url: str | None = None
     request_timeout: float = 30.0
     admin_key: str | None = None  # for the statistics endpoint of a `tritonize serve` server
+    inference_key: str | None = None  # for a server that puts inference behind a key; reaches Locust by environment
     locustfile: Path = field(default_factory=default_locustfile)
     progress: bool = True
     soak: SoakPlan | None = None  # None: steady --users for --run-time; else ramp/hold/spike/recover
@@ -126,6 +127,17 @@ class LoadtestConfig:
     @property
     def target_metrics_url(self) -> str:
         return self.metrics_url or default_url("metrics")
+
+
+def locust_environment(config: LoadtestConfig) -> dict[str, str]:
+    """This process's environment plus the inference key: a secret goes to Locust by environment,
+    never in its argument list (which ``ps`` shows and the log records)."""
+    from tritonize.server import INFERENCE_KEY_ENV
+
+    env = dict(os.environ)
+    if config.inference_key:
+        env[INFERENCE_KEY_ENV] = config.inference_key
+    return env
 
 
 def locust_command(config: LoadtestConfig) -> list[str]:
@@ -217,13 +229,14 @@ def run_locust(config: LoadtestConfig) -> Path:
     """
     config.out.mkdir(parents=True, exist_ok=True)
     log = config.out / LOG_FILE
+    env = locust_environment(config)
     with (
         log.open("w", encoding="utf-8") as log_handle,
-        locust_workers(locust_command(config), config.workers, config.out) as command,
+        locust_workers(locust_command(config), config.workers, config.out, env) as command,
     ):
         logger.info("running %s", " ".join(command))
         process = subprocess.Popen(
-            command, stdout=log_handle, stderr=subprocess.STDOUT, cwd=config.out, start_new_session=True
+            command, stdout=log_handle, stderr=subprocess.STDOUT, cwd=config.out, env=env, start_new_session=True
         )
         try:
             returncode = _wait(process, config, log)
@@ -329,5 +342,12 @@ def run_with_server(config: LoadtestConfig, repository: Path) -> LoadtestSummary
         url = server.grpc_url if config.protocol == "grpc" else server.http_url
         pid = server.process.pid if server.process is not None else None
         return run_loadtest(
-            replace(config, url=url, metrics_url=server.metrics_url, server_pid=pid, admin_key=server.config.admin_key)
+            replace(
+                config,
+                url=url,
+                metrics_url=server.metrics_url,
+                server_pid=pid,
+                admin_key=server.config.admin_key,
+                inference_key=server.config.client_inference_key,
+            )
         )

@@ -25,11 +25,15 @@ from tritonize.export.tensors import T5_COMPONENTS as COMPONENTS
 from tritonize.export.tensors import GraphDecl
 from tritonize.repository import layout, steps
 from tritonize.repository.artifacts import Text2TextArtifacts
-from tritonize.repository.triton_config import TensorConfig, TritonModelConfig, write_config
+from tritonize.repository.triton_config import KIND_CPU, KIND_GPU, TensorConfig, TritonModelConfig, write_config
 from tritonize.spec import ModelSpec, Target
 
 
-def generate_model_config(model: ModelSpec, num_labels: int, dynamic_batching: bool, parameters: dict[str, str]) -> TritonModelConfig:
+def generate_model_config(
+    model: ModelSpec, num_labels: int, dynamic_batching: bool, parameters: dict[str, str], instance_kind: str = KIND_CPU
+) -> TritonModelConfig:
+    """The entry (BLS) model. ``KIND_GPU`` on the gpu target: Triton then starts ``generate_instances``
+    per GPU and tells each its device, where it keeps its torch work and asks for step outputs."""
     outputs = (
         TensorConfig(name="GENERATED_TEXT", data_type="TYPE_STRING", dims=(1,)),
         TensorConfig(name="OUTPUT_IDS", data_type="TYPE_INT64", dims=(-1,)),
@@ -47,6 +51,7 @@ def generate_model_config(model: ModelSpec, num_labels: int, dynamic_batching: b
         outputs=outputs,
         dynamic_batching=steps.python_batcher(dynamic_batching),
         instance_count=model.batching.generate_instances,
+        instance_kind=instance_kind,
         parameters=parameters,
     )
 
@@ -75,7 +80,9 @@ def text2text_configs(
         # Where BLS step outputs live: on the GPU the KV cache stays there between steps (DLPack).
         "step_memory": "gpu" if target is Target.GPU else "cpu",
     }
-    return steps.with_queue_policy(model, [generate_model_config(model, num_labels, dynamic_batching, params), *engine_steps])
+    kind = KIND_GPU if target is Target.GPU else KIND_CPU
+    entry = generate_model_config(model, num_labels, dynamic_batching, params, instance_kind=kind)
+    return steps.with_queue_policy(model, [entry, *engine_steps])
 
 
 def write_text2text(

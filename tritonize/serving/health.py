@@ -52,14 +52,17 @@ def health_report(
     repository: Path | None = None,
     status_file: Path | None = None,
     timeout_s: float = 10.0,
+    inference_key: str | None = None,
 ) -> dict[str, Any]:
-    """The report ``tritonize health`` prints; ``healthy`` is True only when every probe answered."""
+    """The report ``tritonize health`` prints; ``healthy`` is True only when every probe answered.
+
+    ``inference_key`` goes with each probe, for a server that puts inference behind a key."""
     url = without_scheme(url)
     status_file = status_file or default_status_file(cache_dir, port_of(url))
     status = read_status(status_file)
     live = _endpoint_ok(url, "/v2/health/live", timeout_s)
     ready = live and _endpoint_ok(url, "/v2/health/ready", timeout_s)
-    prober = Prober(url, timeout_s=timeout_s)
+    prober = Prober(url, timeout_s=timeout_s, inference_key=inference_key)
     probes = {name: prober.probe(name).to_dict() for name in deployments_to_probe(models, repository, status)} if live else {}
     return {
         "url": url,

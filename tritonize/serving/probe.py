@@ -61,15 +61,19 @@ def repository_deployments(repository: Path) -> list[str]:
 class Prober:
     """Sends probes to one server; remembers each deployment's first output name."""
 
-    def __init__(self, http_url: str, timeout_s: float = 10.0, text: str = PROBE_TEXT) -> None:
+    def __init__(self, http_url: str, timeout_s: float = 10.0, text: str = PROBE_TEXT, inference_key: str | None = None) -> None:
+        from tritonize.server import inference_headers
+
         self.base = http_base(http_url)
         self.timeout_s = timeout_s
         self.text = text
+        # A server with inference behind a key answers the probe only with it (metadata stays open).
+        self.headers = {"Content-Type": "application/json", **(inference_headers("http", inference_key) or {})}
         self._outputs: dict[str, str] = {}
 
     def _request(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base + path, data=data, headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(self.base + path, data=data, headers=self.headers)
         with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310 - our own server
             return json.loads(response.read())
 

@@ -97,7 +97,9 @@ class Supervisor:
     def _on_started(self) -> None:
         self.started_at = _now()
         self.server_pid = self.server.pid
-        self.prober = Prober(self.server.http_url, timeout_s=self.watchdog.probe_timeout_s)
+        self.prober = Prober(
+            self.server.http_url, timeout_s=self.watchdog.probe_timeout_s, inference_key=self.config.client_inference_key
+        )
         self.control = RepositoryControl(self.server.http_url, self.config.admin_key)
         self._scan()
 
