@@ -42,6 +42,11 @@ class EngineBuildError(TritonizeError):
     """A TensorRT engine could not be built (parser error, bad profile, no TensorRT)."""
 
 
+class RuntimeUnavailableError(EngineBuildError):
+    """The deployment's model runtime cannot run here (``embedded_runtime = "torch-cuda"`` without
+    CUDA, a BF16 plan on a GPU without BF16); the message says what to install or change."""
+
+
 class RepositoryError(TritonizeError):
     """The Triton model repository could not be generated consistently."""
 

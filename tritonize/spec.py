@@ -36,6 +36,28 @@ class Target(str, enum.Enum):
     GPU = "gpu"  # NGC container, tensorrt_plan backend
 
 
+class Runtime(str, enum.Enum):
+    """What runs the embedded target's model step (``embedded_runtime``; other targets ignore it).
+
+    ``onnxruntime``: the exported ONNX graph in ONNX Runtime on the CPU. ``torch-cuda``: the
+    checkpoint itself in PyTorch on the GPUs (no TensorRT needed), CUDA graphs per shape bucket;
+    ``torch-cpu``: the same code on the CPU (how it is tested without a GPU).
+    """
+
+    ONNXRUNTIME = "onnxruntime"
+    TORCH_CUDA = "torch-cuda"
+    TORCH_CPU = "torch-cpu"
+
+    @property
+    def is_torch(self) -> bool:
+        return self is not Runtime.ONNXRUNTIME
+
+    @property
+    def device(self) -> str:
+        """The torch device kind (``cuda``/``cpu``); ONNX Runtime runs on the CPU."""
+        return "cuda" if self is Runtime.TORCH_CUDA else "cpu"
+
+
 class Precision(str, enum.Enum):
     FP32 = "fp32"
     FP16 = "fp16"
@@ -51,6 +73,8 @@ SUPPORTED_PRECISIONS = {
     Target.CPU: (Precision.FP32, Precision.INT8),
     Target.GPU: (Precision.FP32, Precision.FP16, Precision.BF16),
 }
+# The torch runtimes run the precision plans of TensorRT engines (tritonize.engines.precision).
+TORCH_PRECISIONS = (Precision.FP32, Precision.FP16, Precision.BF16)
 # Max |engine - FP32 ONNX| of the validated outputs, per engine precision. FP32 engines may use
 # TF32 on Ampere and later, so even they are not bit-exact; BF16 keeps 8 mantissa bits.
 _DEFAULT_ENGINE_TOLERANCE = {Precision.FP32: 1e-2, Precision.FP16: 1e-1, Precision.BF16: 2.5e-1}
@@ -104,6 +128,10 @@ class ModelSpec:
     python_max_batch_size: int = 0  # 0: max_batch_size
     python_max_queue_delay_us: int = 0
     fuse_steps: bool = False
+    # The embedded target's model runtime, and the GPUs its torch-cuda instances go on
+    # (python_instances on each; empty: every GPU the server sees).
+    embedded_runtime: Runtime = Runtime.ONNXRUNTIME
+    instance_gpus: tuple[int, ...] = ()
     source: str = "<spec>"
 
     def __post_init__(self) -> None:
@@ -196,15 +224,45 @@ class ModelSpec:
             ),
             *(
                 (
-                    precision not in SUPPORTED_PRECISIONS[target],
+                    precision not in self.supported_precisions(target),
                     f"precision.{target.value}",
-                    f"{precision.value} is not supported on the {target.value} target; "
-                    f"choose one of {[p.value for p in SUPPORTED_PRECISIONS[target]]}",
+                    f"{precision.value} is not supported on the {target.value} target{self._runtime_note(target)}; "
+                    f"choose one of {[p.value for p in self.supported_precisions(target)]}",
                 )
                 for target, precision in self.precision.items()
             ),
+            *self._runtime_problems(),
         ]
         return [(name, problem) for broken, name, problem in rules if broken]
+
+    def supported_precisions(self, target: Target) -> tuple[Precision, ...]:
+        """What ``target`` compiles this deployment in (the embedded target's depends on its runtime)."""
+        if target is Target.EMBEDDED and self.embedded_runtime.is_torch:
+            return TORCH_PRECISIONS
+        return SUPPORTED_PRECISIONS[target]
+
+    def _runtime_note(self, target: Target) -> str:
+        return f" with embedded_runtime {self.embedded_runtime.value}" if target is Target.EMBEDDED else ""
+
+    def _runtime_problems(self) -> list[tuple[bool, str, str]]:
+        gpus = list(self.instance_gpus)
+        return [
+            (
+                self.embedded_runtime.is_torch and self.task is Task.TEXT_CLASSIFICATION and not self.fuse_steps,
+                "fuse_steps",
+                f"embedded_runtime {self.embedded_runtime.value} runs the classifier as one fused step: set fuse_steps = true",
+            ),
+            (
+                bool(gpus) and self.embedded_runtime is not Runtime.TORCH_CUDA,
+                "instance_gpus",
+                f"places torch-cuda instances on GPUs; embedded_runtime is {self.embedded_runtime.value}, got {gpus}",
+            ),
+            (
+                any(g < 0 for g in gpus) or len(set(gpus)) != len(gpus),
+                "instance_gpus",
+                f"must be distinct GPU indices >= 0, got {gpus}",
+            ),
+        ]
 
     @property
     def python_batch(self) -> int:
@@ -305,6 +363,18 @@ class Spec:
         if dupes:
             raise SpecError(self.source, "model.name", f"duplicate deployment names {dupes}")
         self._check_server()
+        self._check_instance_gpus()
+
+    def _check_instance_gpus(self) -> None:
+        """A deployment's instances go on GPUs its server has (``server.gpus``, indices from 0)."""
+        for model in self.models:
+            if model.instance_gpus and max(model.instance_gpus) >= self.server.gpus:
+                raise SpecError(
+                    self.source,
+                    f"{model.name}.instance_gpus",
+                    f"GPU {max(model.instance_gpus)} is not on a server with server.gpus = {self.server.gpus} "
+                    f"(indices 0..{self.server.gpus - 1}), got {list(model.instance_gpus)}",
+                )
 
     def _check_server(self) -> None:
         """The batcher's own delay counts as queue time: a target below it would scale out an idle cluster."""
@@ -330,7 +400,7 @@ class Spec:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(ModelSpec)}
-_TUPLE_FIELDS = {"labels": str, "length_buckets": int}
+_TUPLE_FIELDS = {"labels": str, "length_buckets": int, "instance_gpus": int}
 _SCALAR_TYPES: dict[str, type | tuple[type, ...]] = {
     "name": str,
     "checkpoint": str,
@@ -355,6 +425,7 @@ _SCALAR_TYPES: dict[str, type | tuple[type, ...]] = {
     "python_max_queue_delay_us": int,
     "fuse_steps": bool,
     "allow_timeout_override": bool,
+    "embedded_runtime": str,
 }
 _FLOAT_FIELDS = ("tolerance", "min_agreement", "max_prob_diff", "tie_margin")
 
@@ -385,6 +456,8 @@ def _parse_value(key: str, value: Any, source: str, where: str) -> Any:
     """One field's TOML value as ModelSpec takes it. Raises SpecError naming the field."""
     if key == "task":
         return _parse_enum(Task, value, source, where)
+    if key == "embedded_runtime":
+        return _parse_enum(Runtime, value, source, where)
     if key in _TABLE_FIELDS:
         return _TABLE_FIELDS[key](value, source, where)
     if key in _TUPLE_FIELDS:
