@@ -351,17 +351,23 @@ class TorchClassifier:
         return out
 
 
-def load_classifier(
-    directory: str, model_class: str, device: Any, plans: dict[str, ComponentPlan], **settings: Any
-) -> TorchClassifier:
-    """The checkpoint in ``directory`` as a :class:`TorchClassifier` on ``device`` (its plan applied).
+def prepare_classifier(directory: str, model_class: str, device: Any, plans: dict[str, ComponentPlan]) -> Any:
+    """The checkpoint in ``directory`` on ``device`` with its plan applied.
 
     Raises RuntimeUnavailable when the plan needs what the device lacks.
     """
     check_plans(plans, device)
     model = load_pretrained(directory, model_class).to(device)
     apply_plans(model, plans, {CLASSIFIER: [model]})
-    return TorchClassifier(model, device, plans[CLASSIFIER], **settings)
+    return model
+
+
+def load_classifier(
+    directory: str, model_class: str, device: Any, plans: dict[str, ComponentPlan], **settings: Any
+) -> TorchClassifier:
+    """The checkpoint in ``directory`` as a :class:`TorchClassifier` on ``device`` (``settings``:
+    its constructor's). Raises RuntimeUnavailable when the plan needs what the device lacks."""
+    return TorchClassifier(prepare_classifier(directory, model_class, device, plans), device, plans[CLASSIFIER], **settings)
 
 
 # --- T5 ---------------------------------------------------------------------------------------

@@ -56,8 +56,12 @@ class Deployments:
         generators = [name for name, entry in models.items() if entry.get("task") == TEXT2TEXT]
         return cls(classifier=classifier or classifiers[0], generator=next(iter(generators), None), report=report)
 
+    def entry(self, name: str) -> dict[str, Any]:
+        """The build report's entry of deployment ``name`` (empty when absent)."""
+        return self.report.get("models", {}).get(name, {})
+
     def checkpoint(self, name: str) -> str | None:
-        return self.report.get("models", {}).get(name, {}).get("checkpoint")
+        return self.entry(name).get("checkpoint")
 
 
 def bench_models(spec: Any, classifier: str | None = None) -> list[str]:
@@ -119,6 +123,7 @@ class Endpoints:
     http_url: str
     grpc_url: str
     admin_key: str | None = None
+    metrics_url: str | None = None  # Prometheus endpoint (GPU utilisation and memory), where known
 
 
 @contextmanager
@@ -128,7 +133,9 @@ def serving(repository: Path) -> Iterator[Endpoints]:
 
     config = ServerConfig(repository=repository, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port())
     with EmbeddedServer(config) as server:
-        yield Endpoints(http_url=server.http_url, grpc_url=server.grpc_url, admin_key=config.admin_key)
+        yield Endpoints(
+            http_url=server.http_url, grpc_url=server.grpc_url, admin_key=config.admin_key, metrics_url=server.metrics_url
+        )
 
 
 def step_statistics(endpoints: Endpoints) -> dict[str, Any]:
