@@ -156,6 +156,34 @@ def test_bucket_groups_hold_each_row_once_within_its_bucket_and_the_row_limit() 
     assert torch_models.batch_buckets(24) == (1, 2, 4, 8, 16, 24) and torch_models.batch_buckets(1) == (1,)
 
 
+@pytest.mark.parametrize(("rows", "chunks"), [(1, [1]), (3, [4]), (5, [4, 1]), (33, [32, 1]), (130, [128, 2]), (200, [256])])
+def test_row_chunks_pad_a_forward_by_at_most_a_quarter_else_split_it(rows: int, chunks: list[int]) -> None:
+    assert torch_models.row_chunks(rows, torch_models.batch_buckets(256)) == chunks
+
+
+def test_torch_cuda_configs_place_gpu_instances_and_feed_whole_executes_to_the_model() -> None:
+    from tritonclient.grpc import model_config_pb2
+
+    from tritonize.repository.classification import classification_configs
+    from tritonize.repository.text2text import text2text_configs
+    from tritonize.repository.triton_config import parse_pbtxt, to_pbtxt
+
+    params = {"runtime": "torch-cuda", "device": "cuda", "torch_plans": "{}", "torch_model_class": "X", "cuda_graphs": "true"}
+    model = dataclasses.replace(_runtime_spec("distilbert", Runtime.TORCH_CUDA), instance_gpus=(1, 0), python_instances=3,
+                                python_max_batch_size=256)  # fmt: skip
+    fused = classification_configs(model, Target.EMBEDDED, 6, 0, True, params)[1]
+    proto = parse_pbtxt(to_pbtxt(fused))
+    group = model_config_pb2.ModelInstanceGroup
+    assert [(g.count, g.kind, list(g.gpus)) for g in proto.instance_group] == [(3, group.KIND_GPU, [1, 0])]
+    assert proto.parameters["engine_batch"].string_value == "256" and proto.parameters["runtime"].string_value == "torch-cuda"
+    on_cpu = classification_configs(dataclasses.replace(model, embedded_runtime=Runtime.TORCH_CPU, instance_gpus=()),
+                                    Target.EMBEDDED, 6, 0, True, {**params, "device": "cpu"})[1]  # fmt: skip
+    assert (on_cpu.instance_kind, on_cpu.parameters["engine_batch"]) == ("KIND_CPU", str(model.max_batch_size))
+    t5 = _runtime_spec("t5-small", Runtime.TORCH_CUDA)
+    (entry,) = text2text_configs(t5, Target.EMBEDDED, {}, {"pad_token_id": "0"}, 6, True, params)
+    assert entry.name == t5.name and entry.instance_kind == "KIND_GPU" and "encoder_model" not in entry.parameters
+
+
 @functools.cache
 def _classifier_files() -> tuple[Path, Path, list[list[int]], int]:
     """The tiny classifier's checkpoint saved as the build saves it, its FP32 ONNX export, token ids."""

@@ -205,6 +205,25 @@ def batch_buckets(max_rows: int) -> tuple[int, ...]:
     return (*sizes, max_rows)
 
 
+MAX_PADDING_ROWS = 0.25  # a forward may pad this share of its rows; else the rows are split
+
+
+def row_chunks(rows: int, buckets: Sequence[int]) -> list[int]:
+    """Row counts (each one of ``buckets``) to run ``rows`` rows in: one padded forward when the
+    bucket that fits wastes at most :data:`MAX_PADDING_ROWS` of it, else the largest bucket that
+    is full and the rest likewise (130 rows: 128 + 2, not 256; 3 rows: one forward of 4)."""
+    chunks = []
+    while rows > 0:
+        up = next((b for b in buckets if b >= rows), buckets[-1])
+        if up >= rows and up - rows <= MAX_PADDING_ROWS * up:
+            chunks.append(up)
+            break
+        full = max(b for b in buckets if b <= rows)
+        chunks.append(full)
+        rows -= full
+    return chunks
+
+
 def bucket_groups(lengths: Sequence[int], length_buckets: Sequence[int], max_rows: int) -> list[tuple[int, np.ndarray]]:
     """(length bucket, row indices) groups: rows of one bucket together, at most ``max_rows`` each.
 
@@ -340,14 +359,17 @@ class TorchClassifier:
         out = np.empty((len(id_lists), self.num_labels), dtype=np.float32)
         if not id_lists:
             return out
-        for length, rows in bucket_groups([len(x) for x in id_lists], self.length_buckets, self.max_rows):
-            batch = next(b for b in self.batch_buckets if b >= len(rows))
-            logits = self._run(*self._fill(id_lists, rows, (batch, length)))
-            host = self.host_logits[: len(rows)]
-            host.copy_(logits[: len(rows)], non_blocking=True)
-            if self.device.type == "cuda":
-                self.torch.cuda.current_stream(self.device).synchronize()
-            out[rows] = host.numpy()
+        for length, group in bucket_groups([len(x) for x in id_lists], self.length_buckets, self.max_rows):
+            start = 0
+            for batch in row_chunks(len(group), self.batch_buckets):
+                rows = group[start : start + batch]
+                start += len(rows)
+                logits = self._run(*self._fill(id_lists, rows, (batch, length)))
+                host = self.host_logits[: len(rows)]
+                host.copy_(logits[: len(rows)], non_blocking=True)
+                if self.device.type == "cuda":
+                    self.torch.cuda.current_stream(self.device).synchronize()
+                out[rows] = host.numpy()
         return out
 
 

@@ -462,6 +462,7 @@ def run_bench(config: BenchConfig, log: Log = print) -> BenchResult:
     result.config.update(
         n_texts=len(session.texts), passes=config.n_passes, cpus=os.cpu_count(), rows=config.row_set,
         client_processes=config.processes, deployment=session.deployments.classifier,
+        served_repository=str(session.repository),
     )  # fmt: skip
     result.notes.append(f"load average at start: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
     result.notes += session.notes
