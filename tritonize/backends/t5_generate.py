@@ -22,6 +22,11 @@ memory as numpy (embedded and cpu targets); ``gpu`` asks for GPU memory
 (``PreferredMemory(TRITONSERVER_MEMORY_GPU, device)``) and takes them as torch tensors through
 DLPack, and passes them back to the next step the same way, so the KV cache never leaves the
 GPU; only the chosen token ids come to the host.
+
+With a PyTorch runtime (config parameter ``runtime``: ``torch-cuda`` / ``torch-cpu``) there are
+no engine steps: the entry model runs the three components itself, in PyTorch on its instance's
+device (:mod:`tritonize.backends.torch_models`), through the same decoding program; the KV cache
+never leaves the process.
 """
 
 from __future__ import annotations
