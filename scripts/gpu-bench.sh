@@ -19,7 +19,7 @@
 #   WHEELS=/path/to/wheels bash scripts/gpu-bench.sh
 #   Optional: CORPUS=file (text;label or TSV sentences, default the built-in emotion corpus),
 #   TEXTS (texts per closed-loop row, default 2000), CLIENT_PROCESSES (default: half the cores),
-#   DEMO (full | tiny, default full), PASSES (default 1), OUT, LOCUST_USERS (default 64),
+#   DEMO (full | tiny, default full), PASSES (default 1), OUT, LOCUST_USERS (default 64), LOCUST_TIME (60s),
 #   RUNTIME (torch-cuda; torch-cpu runs the same steps without a GPU: a dry run of this script).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -31,6 +31,7 @@ DEMO="${DEMO:-full}"
 TEXTS="${TEXTS:-2000}"
 PASSES="${PASSES:-1}"
 LOCUST_USERS="${LOCUST_USERS:-64}"
+LOCUST_TIME="${LOCUST_TIME:-60s}"
 RUNTIME="${RUNTIME:-torch-cuda}"
 mkdir -p "$OUT"
 
@@ -99,7 +100,7 @@ echo "== tritonize loadtest (Locust, 32-text requests) against the repository th
 if "$PY" -c 'import locust' 2>/dev/null; then
   repository="$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["config"]["served_repository"])' "$OUT/bench/bench.json")"
   tritonize loadtest --start-server --repository "$repository" --model distilbert_emotion --protocol grpc \
-    --users "$LOCUST_USERS" --spawn-rate "$LOCUST_USERS" --run-time 60s --texts-per-request 32 \
+    --users "$LOCUST_USERS" --spawn-rate "$LOCUST_USERS" --run-time "$LOCUST_TIME" --texts-per-request 32 \
     ${corpus[@]+"${corpus[@]}"} --out "$OUT/loadtest" || echo "loadtest failed: see $OUT/loadtest"
 else
   echo "locust is not installed: Locust run skipped (add its wheels to WHEELS)"

@@ -1,10 +1,11 @@
 """The PyTorch runtime through the real embedded server, on PyTorch CPU.
 
-One repository holds each deployment twice, built from the same demo checkpoint: with
-``embedded_runtime = "torch-cpu"`` and with ONNX Runtime (the shipped default), so every answer
-of the torch step is compared with the ONNX path's on the same server: classifier probabilities
-within the spec's tolerance, T5 tokens exact (and exact with ``model.generate``). Also: bad input
-answered clearly, and a repository whose step asks for CUDA failing to load with a clear message.
+The shipped classifier and t5-small deployments are built with ``embedded_runtime = "torch-cpu"``
+from the same tiny demo checkpoints as the session repository (ONNX Runtime, the default), and
+served beside it: every answer of the torch steps is compared with the ONNX path's: classifier
+probabilities within the spec's tolerance, T5 tokens exact (and exact with ``model.generate``).
+Also: bad input answered clearly, and a repository whose step asks for CUDA failing to load with
+a clear message.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ CLASSIFIER = dataclasses.replace(
     SHIPPED.get("distilbert_emotion"), embedded_runtime=Runtime.TORCH_CPU, python_instances=1
 )
 GENERATOR = dataclasses.replace(SHIPPED.get("t5_small_emotion"), embedded_runtime=Runtime.TORCH_CPU)
-TWINS = {CLASSIFIER.name: "distilbert_ort", GENERATOR.name: "t5_small_ort"}  # same checkpoint, ONNX Runtime
 TEXTS = [e.text for e in builtin_emotion()] + ["i feel " + "really " * 60 + "happy today", "word " * 700]
 
 
@@ -37,9 +37,8 @@ TEXTS = [e.text for e in builtin_emotion()] + ["i feel " + "really " * 60 + "hap
 def torch_repository(tmp_path_factory: pytest.TempPathFactory, tritonize_cache: Path) -> Path:
     from tritonize.pipeline import BuildOptions, build
 
-    twins = [dataclasses.replace(m, name=TWINS[m.name], embedded_runtime=Runtime.ONNXRUNTIME) for m in (CLASSIFIER, GENERATOR)]
     out = tmp_path_factory.mktemp("torch") / "model_repository"
-    spec = Spec(models=(CLASSIFIER, GENERATOR, *twins), server=SHIPPED.server)
+    spec = Spec(models=(CLASSIFIER, GENERATOR), server=SHIPPED.server)
     build(BuildOptions(spec=spec, out=out, demo="tiny", cache_dir=tritonize_cache))
     return out
 
@@ -74,12 +73,14 @@ def test_build_writes_the_checkpoint_plan_and_gate_of_the_torch_step(torch_repos
     assert t5["accuracy_gate"]["token_agreement"] == 1.0 and t5["accuracy_gate"]["sequence_agreement"] == 1.0
 
 
-def test_served_torch_classifier_matches_the_onnx_runtime_deployment_within_the_spec_tolerance(torch_server) -> None:
+def test_served_torch_classifier_matches_the_onnx_runtime_deployment_within_the_spec_tolerance(
+    torch_server, triton_server
+) -> None:
     torch_probs, ort_probs, torch_labels, ort_labels = [], [], [], []
-    with TritonizeClient(torch_server.grpc_url) as client:
+    with TritonizeClient(torch_server.grpc_url) as client, TritonizeClient(triton_server.grpc_url) as reference:
         for chunk in _chunks(TEXTS):
             ours = client.infer_raw(CLASSIFIER.name, chunk, ["LABEL", "PROBABILITIES"])
-            theirs = client.infer_raw(TWINS[CLASSIFIER.name], chunk, ["LABEL", "PROBABILITIES"])
+            theirs = reference.infer_raw(CLASSIFIER.name, chunk, ["LABEL", "PROBABILITIES"])
             torch_probs.append(ours["PROBABILITIES"])
             ort_probs.append(theirs["PROBABILITIES"])
             torch_labels += ours["LABEL"].reshape(-1).tolist()
@@ -102,14 +103,17 @@ def _served_generation(client: TritonizeClient, model: str, texts: list[str], ne
     return ids, np.concatenate(probs)
 
 
-def test_served_torch_t5_is_token_exact_with_the_onnx_deployment_and_generate(torch_server, torch_repository) -> None:
+def test_served_torch_t5_is_token_exact_with_the_onnx_deployment_and_generate(
+    torch_server, triton_server, torch_repository
+) -> None:
     import torch
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     texts = TEXTS[:64] + TEXTS[-2:]
     with TritonizeClient(torch_server.grpc_url, timeout=120) as client:
         ours, our_probs = _served_generation(client, GENERATOR.name, texts, 4)
-        theirs, their_probs = _served_generation(client, TWINS[GENERATOR.name], texts, 4)
+    with TritonizeClient(triton_server.grpc_url, timeout=120) as reference:
+        theirs, their_probs = _served_generation(reference, GENERATOR.name, texts, 4)
     assert ours == theirs and len({tuple(t) for t in ours}) >= 2
     assert float(np.abs(our_probs - their_probs).max()) < GENERATOR.tolerance
     checkpoint = json.loads((torch_repository / "build_report.json").read_text())["models"][GENERATOR.name]["checkpoint"]

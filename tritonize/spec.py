@@ -270,6 +270,15 @@ class ModelSpec:
         return self.python_max_batch_size or self.max_batch_size
 
     @property
+    def engine_batch(self) -> int:
+        """Rows per model call of the embedded fused step. On CPUs (ONNX Runtime, torch-cpu)
+        ``max_batch_size``: cost follows padded tokens, so groups stay small and tight. On CUDA
+        every row one execute() gathers (``python_batch``): a GPU is fed by large batches
+        (DistilBERT FP16 measured 10k seq/s at batch 32 and 95k at 512 on one H200), and CUDA
+        graphs make the padding to row buckets cheap."""
+        return self.python_batch if self.embedded_runtime is Runtime.TORCH_CUDA else self.max_batch_size
+
+    @property
     def is_generative(self) -> bool:
         return self.task is Task.TEXT2TEXT_GENERATION
 

@@ -94,13 +94,7 @@ class TorchBuild:
 
     def gate(self, model: ModelSpec) -> Gate:
         """The accuracy gate against the FP32 ONNX export: the loosest planned precision's tolerance."""
-        tolerance = max(model.engine_tolerance[p.precision] for p in self.plans.values())
-        return Gate(
-            min_agreement=model.min_agreement,
-            tolerance=tolerance,
-            max_prob_diff=model.max_prob_diff,
-            tie_margin=model.tie_margin,
-        )
+        return Gate.of(model, max(model.engine_tolerance[p.precision] for p in self.plans.values()))
 
     def report(self) -> dict[str, Any]:
         return {
@@ -180,7 +174,7 @@ def classifier_step(built: TorchBuild, model: ModelSpec, pad_token_id: int) -> S
         built.step_plans(),
         pad_token_id=pad_token_id,
         length_buckets=model.length_buckets,
-        max_rows=model.max_batch_size,
+        max_rows=model.engine_batch,
         cuda_graphs=built.parameters[CUDA_GRAPHS_PARAMETER] == "true",
     )
 

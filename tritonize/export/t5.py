@@ -184,6 +184,7 @@ class _StepValidator:
         self.tolerance = tolerance
         self.failures = failures
         self.graphs = t5_graphs(model.config)
+        self.modules = _wrappers(model)
         self.max_diff = dict.fromkeys(T5_FILES.values(), 0.0)
 
     def _run(self, component: str, feeds: dict[str, Any], where: str) -> dict[str, Any] | None:
@@ -235,17 +236,8 @@ class _StepValidator:
         return True
 
     def _first_step(self, tokens: Any, t_mask: Any, hidden: Any, where: str) -> tuple[Any, list[Any]] | None:
-        """decoder_model vs PyTorch; returns PyTorch's (logits, flat cache) to go on with."""
-        from transformers.cache_utils import DynamicCache, EncoderDecoderCache
-
-        logits, cache = decode_with_cache(
-            self.model,
-            EncoderDecoderCache(DynamicCache(), DynamicCache()),
-            encoder_outputs=(hidden,),
-            attention_mask=t_mask,
-            decoder_input_ids=tokens,
-        )
-        flat = _flat_cache(cache, with_cross=True)
+        """decoder_model vs PyTorch (the module the export traced); returns PyTorch's (logits, flat cache)."""
+        logits, *flat = self.modules[T5_DECODER](tokens, t_mask, hidden)
         feeds = {
             "input_ids": tokens.numpy(),
             "encoder_attention_mask": t_mask.numpy(),

@@ -71,12 +71,7 @@ class Compiled:
         """The accuracy gate: agreement always; for engines also the output tolerance of the
         loosest precision built (INT8 logits are gated through agreement and probabilities)."""
         tolerance = max((model.engine_tolerance[p.precision.precision] for p in self.plans.values()), default=None)
-        return Gate(
-            min_agreement=model.min_agreement,
-            tolerance=tolerance,
-            max_prob_diff=model.max_prob_diff,
-            tie_margin=model.tie_margin,
-        )
+        return Gate.of(model, tolerance)
 
     def candidate_steps(self) -> dict[str, Step]:
         """Step callables of the candidates: TensorRT runners (gpu) or ONNX Runtime sessions."""

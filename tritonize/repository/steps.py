@@ -100,14 +100,6 @@ def torch_placement(model: ModelSpec) -> dict[str, object]:
     return {"instance_kind": KIND_CPU}
 
 
-def engine_batch(model: ModelSpec) -> int:
-    """Rows per model call of the fused step. On CPUs (ONNX Runtime, torch-cpu) ``max_batch_size``:
-    cost follows padded tokens, so groups stay small and tight. On CUDA every row one execute()
-    gathers (``python_max_batch_size``): a GPU is fed by large batches (DistilBERT FP16 measured
-    10k seq/s at batch 32 and 95k at 512 on one H200), and CUDA graphs make the bucket padding cheap."""
-    return model.python_batch if model.embedded_runtime is Runtime.TORCH_CUDA else model.max_batch_size
-
-
 def fused_step(
     model: ModelSpec,
     name: str,
@@ -134,7 +126,7 @@ def fused_step(
         instance_count=model.python_instances,
         parameters={
             **tokenizer_parameters(model, pad_token_id),
-            "engine_batch": str(engine_batch(model)),
+            "engine_batch": str(model.engine_batch),
             "intra_op_num_threads": "0",
             **(torch_parameters or {}),
         },
