@@ -502,8 +502,10 @@ class TorchStep:
     """One component as a step callable on a device: ``(inputs, outputs) -> {name: tensor}``.
 
     Host numpy inputs go to the device; outputs stay there as torch tensors in the plan's dtype.
-    ``blocking`` and the awaitable call mirror the BLS step caller of the entry model, so the
-    same decoding code drives either.
+    Floating inputs of a component cast whole (no islands) are cast to its dtype: the gate feeds
+    FP32 host arrays where the served loop passes the previous step's BF16 tensors. ``blocking``
+    and the awaitable call mirror the BLS step caller of the entry model, so the same decoding
+    code drives either.
     """
 
     def __init__(self, module: Any, names: tuple[tuple[str, ...], tuple[str, ...]], device: Any, plan: ComponentPlan) -> None:
@@ -511,10 +513,13 @@ class TorchStep:
 
         self.torch, self.module, self.device, self.plan = torch, module, device, plan
         self.inputs, self.outputs = names
+        self.float_dtype = None if plan.keep_fp32 else plan.dtype()  # islands: autocast casts
 
     def _tensor(self, value: Any) -> Any:
         if isinstance(value, np.ndarray):
             value = self.torch.from_numpy(np.ascontiguousarray(value))
+        if self.float_dtype is not None and value.is_floating_point():
+            return value.to(self.device, self.float_dtype, non_blocking=True)
         return value.to(self.device, non_blocking=True)
 
     def blocking(self, inputs: dict[str, Any], outputs: list[str]) -> dict[str, Any]:

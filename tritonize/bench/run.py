@@ -302,7 +302,7 @@ def torch_pass(s: Session) -> BenchResult:
     if s.config.hf and checkpoint:
         placement = baselines.Placement.of(s.deployments.entry(name))
         result.rows += baselines.hf_pipeline(checkpoint, s.texts, HF_BATCHES, placement)
-        result.notes.append(f"HF pipeline and generate: on {placement.device} in {placement.precision}, as served")
+        result.notes.append(f"HF pipeline: on {placement.device} in {placement.precision}, as the classifier is served")
     return result
 
 

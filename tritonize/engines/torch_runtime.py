@@ -164,8 +164,7 @@ def build_torch_step(model: ModelSpec, checkpoint: str, config: Any, workdir: Pa
 
 
 def classifier_step(built: TorchBuild, model: ModelSpec, pad_token_id: int) -> Step:
-    """The served classifier (same loader, buckets and padding) as a gate step on host arrays:
-    each padded batch is cut back to its token ids by its mask and run as the server would."""
+    """The served classifier (same loader, buckets and padding) as a gate step on host arrays."""
     device = require_device(model.embedded_runtime)
     classifier = torch_models.load_classifier(
         str(built.directory),
@@ -178,10 +177,16 @@ def classifier_step(built: TorchBuild, model: ModelSpec, pad_token_id: int) -> S
         cuda_graphs=built.parameters[CUDA_GRAPHS_PARAMETER] == "true",
     )
 
+    return gate_step(classifier)
+
+
+def gate_step(classifier: torch_models.TorchClassifier) -> Step:
+    """A classifier runner as a gate step: each padded batch is cut back to its token ids by its
+    mask and run as the server runs it (its own buckets and padding)."""
+
     def run(feeds: dict[str, np.ndarray], wanted: Sequence[str]) -> dict[str, np.ndarray]:
         ids, mask = feeds["input_ids"], feeds["attention_mask"]
-        id_lists = [row[: int(m.sum())].tolist() for row, m in zip(ids, mask)]
-        return {"logits": classifier.logits(id_lists)}
+        return {"logits": classifier.logits([row[: int(m.sum())].tolist() for row, m in zip(ids, mask)])}
 
     return run
 
