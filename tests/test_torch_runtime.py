@@ -283,7 +283,8 @@ def _strip_pads(tokens: list[int], pad: int = 0) -> list[int]:
 def test_t5_torch_steps_decode_token_exact_with_onnx_and_generate_when_on_the_cpu(demo: str) -> None:
     import torch
 
-    from tritonize.export.t5 import load_seq2seq, ort_runners
+    from tritonize.export.t5_torch import load_seq2seq
+    from tritonize.export.t5_validate import ort_runners
 
     steps, ort = _t5_steps(demo), ort_runners(tiny_t5_export(demo))
     tokenizer, enc = _encoded(demo, TEXTS[:48])
@@ -372,10 +373,11 @@ def test_t5_bf16_steps_take_the_gates_fp32_host_arrays_and_agree_with_fp32_onnx(
 def test_t5_step_signatures_are_the_exported_graph_declarations() -> None:
     from transformers import AutoConfig
 
-    from tritonize.export.tensors import t5_graphs
+    from tritonize.export.tensors import T5_COMPONENTS, t5_graphs
 
     config = AutoConfig.from_pretrained(tiny_t5("t5-small"))
     graphs = t5_graphs(config)
+    assert torch_models.T5_COMPONENTS == T5_COMPONENTS
     for component, (inputs, outputs) in torch_models.t5_signatures(config.num_decoder_layers).items():
         assert inputs == tuple(t.name for t in graphs[component].inputs)
         assert outputs == tuple(t.name for t in graphs[component].outputs)

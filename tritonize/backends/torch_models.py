@@ -426,7 +426,7 @@ def flat_cache(cache: Any, with_cross: bool) -> list[Any]:
     return flat
 
 
-def t5_modules(model: Any) -> dict[str, Any]:
+def step_modules(model: Any) -> dict[str, Any]:
     """nn.Modules per T5 component with the positional signatures of the exported graphs: the
     modules the ONNX export traces and the torch runtime runs."""
     import torch
@@ -478,7 +478,7 @@ def t5_modules(model: Any) -> dict[str, Any]:
 
 
 def t5_signatures(num_layers: int) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
-    """(input names, output names) per component, in :func:`t5_modules`' argument order: the
+    """(input names, output names) per component, in :func:`step_modules`' argument order: the
     names the decoding program (:mod:`t5_decoding`) uses, Optimum's."""
     try:
         from tritonize_backend_t5_decoding import kv_names
@@ -551,7 +551,7 @@ def load_t5_steps(directory: str, model_class: str, device: Any, plans: dict[str
     model = load_pretrained(directory, model_class).to(device)
     decoder = [model.decoder, model.lm_head]
     apply_plans(model, plans, {"encoder": [model.encoder], "decoder": decoder, "decoder_with_past": decoder})
-    modules = t5_modules(model)
+    modules = step_modules(model)
     names = t5_signatures(int(model.config.num_decoder_layers))
     return {c: TorchStep(modules[c], names[c], device, plans[c]) for c in T5_COMPONENTS}
 

@@ -39,7 +39,8 @@ def build_text2text(model: ModelSpec, checkpoint: str, ws: Workspace) -> Deploym
     With an embedded torch runtime the entry model runs the checkpoint in PyTorch instead of
     engine steps, gated against the FP32 ONNX graphs through the same decoding loop.
     """
-    from tritonize.export.t5 import export_t5, validate_t5
+    from tritonize.export.t5 import export_t5
+    from tritonize.export.t5_validate import validate_t5
 
     options = ws.options
     torch_runtime = uses_torch(model, options.target)
