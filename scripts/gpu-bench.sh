@@ -15,6 +15,7 @@
 # Why a separate venv: the stub runs the first `python3` on PATH with NumPy 1.x, while the torch
 # environment may hold NumPy 2. The venv (.gpu-venv) has NumPy 1.26 first on its path and reaches
 # the torch environment's packages through a .pth line; tritonize runs in it, so the stubs do too.
+# The venv has no pip of its own: the torch environment's pip installs into it (pip --python).
 #
 #   WHEELS=/path/to/wheels bash scripts/gpu-bench.sh
 #   Optional: CORPUS=file (text;label or TSV sentences, default the built-in emotion corpus),
@@ -42,29 +43,29 @@ print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, {torch.cuda.get_de
 EOF
 
 if [ ! -x "$VENV/bin/python" ]; then
-  "$TORCH_PYTHON" -m venv "$VENV"
+  "$TORCH_PYTHON" -m venv --without-pip "$VENV"  # pip comes from the torch environment (--python)
 fi
 PY="$ROOT/$VENV/bin/python"
 SITE="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 TORCH_SITE="$("$TORCH_PYTHON" -c 'import os, torch; print(os.path.dirname(os.path.dirname(torch.__file__)))')"
-install() {  # offline, from WHEELS only
+install() {  # offline, from WHEELS only, into the venv (pip >= 22.3 for --python)
   [ -n "${WHEELS:-}" ] || { echo "error: set WHEELS to a folder of wheels ($*)" >&2; exit 1; }
-  "$PY" -m pip install -q --no-index --find-links "$WHEELS" "$@"
+  "$TORCH_PYTHON" -m pip --python "$PY" install -q --no-index --find-links "$WHEELS" "$@"
 }
 if ! "$PY" -c 'import numpy, sys; sys.exit(not numpy.__version__.startswith("1."))' 2>/dev/null; then
   install "numpy<2"
 fi
 if [ ! -d "$ROOT/$VENV/pytriton/pytriton" ]; then
   [ -n "${WHEELS:-}" ] || { echo "error: set WHEELS to a folder holding the nvidia_pytriton wheel" >&2; exit 1; }
-  "$PY" -m pip install -q --no-index --no-deps --target "$ROOT/$VENV/pytriton" "$WHEELS"/nvidia_pytriton-*.whl
+  "$TORCH_PYTHON" -m pip install -q --no-index --no-deps --target "$ROOT/$VENV/pytriton" "$WHEELS"/nvidia_pytriton-*.whl
 fi
 # Order matters: the venv's own packages (NumPy 1.x) first, then pytriton, tritonize, the torch env.
 printf '%s\n' "$ROOT/$VENV/pytriton" "$ROOT" "$TORCH_SITE" > "$SITE/tritonize-gpu.pth"
 
 missing="$("$PY" - <<'EOF'
 import importlib.util
-need = ["tritonclient.grpc", "tritonclient.http", "onnx", "onnxruntime", "tokenizers", "transformers", "psutil",
-        "pytest", "google.protobuf"]
+need = ["tritonclient.grpc", "tritonclient.http", "onnx", "onnxscript", "onnxruntime", "tokenizers", "transformers",
+        "psutil", "pytest", "google.protobuf"]
 print(" ".join(n for n in need if importlib.util.find_spec(n.split(".")[0]) is None or
                (n.startswith("tritonclient.") and importlib.util.find_spec(n) is None)))
 EOF
