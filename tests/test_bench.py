@@ -274,3 +274,32 @@ def test_gpu_sampler_reads_triton_gpu_gauges_over_http_when_a_server_exports_the
     assert summary["samples"] >= 1 and summary["utilization_mean_pct"] == summary["utilization_max_pct"] == 50.0
     assert (summary["memory_used_max_mib"], summary["memory_total_mib"]) == (2048, 143360)
     assert read_gpus("http://127.0.0.1:9/metrics") == {}  # nothing answers: no GPUs, no error
+
+
+def test_torch_half_load_goal_fails_when_the_server_refused_requests() -> None:
+    half_key = RowKey(path=RowPath.SERVED, load=Load.OPEN_LOOP, protocol="grpc", texts_per_request=32)
+    result = BenchResult(config={})
+    result.rows = [
+        _row(RowKey(path=RowPath.RAW_TORCH, load=Load.BATCH, level=32, sorted_by_length=True), 1_000),
+        replace(_row(half_key, 3_200, p50=10.0, p99=20.0, rate=50.0), refused=7),
+    ]
+    goals = {g["goal"]: g for g in evaluate_goals(result)}
+    assert goals["p99 ms of 32-text requests at half load"]["met"] is False  # p99 20 ms, but 7 never answered
+    assert "the server refused 7 requests (full queue)" in to_markdown(result)
+
+
+@pytest.mark.triton
+def test_open_loop_counts_refused_requests_instead_of_failing_when_the_queue_is_full(constrained_server) -> None:
+    """The constrained deployment's queue holds 2 requests: an open loop far above its throughput
+    is refused in part. The run finishes and says how many (it used to stop at the first refusal)."""
+    import asyncio
+
+    from tritonize.bench import drivers
+    from tritonize.corpus import builtin_emotion
+
+    texts = [e.text for e in builtin_emotion()]
+    refused: list[int] = []
+    _, latencies = asyncio.run(
+        drivers.open_loop(constrained_server.grpc_url, "grpc", "distilbert_emotion", texts, 2000.0, 0.2, 32, refused)
+    )
+    assert refused and refused[0] > 0 and refused[0] + len(latencies) == 400

@@ -46,11 +46,24 @@ def request_chunks(texts: list[str], per_request: int) -> list[list[str]]:
 
 
 async def open_loop(
-    url: str, protocol: str, model: str, texts: list[str], rate: float, duration: float, texts_per_request: int = 1
+    url: str,
+    protocol: str,
+    model: str,
+    texts: list[str],
+    rate: float,
+    duration: float,
+    texts_per_request: int = 1,
+    refused: list[int] | None = None,
 ) -> tuple[float, list[float]]:
     """Requests of ``texts_per_request`` texts sent at a fixed ``rate`` (requests/s) for
-    ``duration`` s; latency from the scheduled send (no coordinated omission)."""
+    ``duration`` s; latency from the scheduled send (no coordinated omission).
+
+    A request the server refuses (full queue: :class:`~tritonize.errors.OverloadedError`) has no
+    latency: it is counted into ``refused`` (one number appended) instead of ending the run, so an
+    open loop faster than the server reports how much it refused.
+    """
     from tritonize.aio_client import AsyncTritonizeClient
+    from tritonize.errors import OverloadedError
 
     count = max(1, int(rate * duration))
     latencies: list[float] = []
@@ -60,13 +73,22 @@ async def open_loop(
         loop = asyncio.get_running_loop()
         start = loop.time() + 0.05
 
+        refusals = 0
+
         async def one(index: int) -> None:
+            nonlocal refusals
             scheduled = start + index / rate
             await asyncio.sleep(max(0.0, scheduled - loop.time()))
-            await client.infer_raw(model, chunks[index % len(chunks)], OUTPUTS)
+            try:
+                await client.infer_raw(model, chunks[index % len(chunks)], OUTPUTS)
+            except OverloadedError:
+                refusals += 1
+                return
             latencies.append(loop.time() - scheduled)
 
         await asyncio.gather(*(one(i) for i in range(count)))
+        if refused is not None:
+            refused.append(refusals)
         return loop.time() - start, latencies
 
 

@@ -82,8 +82,11 @@ def to_markdown(result: BenchResult) -> str:
             for r, name, s in steps
         ]
     lines += _gpu_lines(result)
-    if result.notes:
-        lines += ["", *(f"- {note}" for note in result.notes)]
+    refusals = [f"{r.path}, {r.setting}: the server refused {r.refused} requests (full queue); p50/p99 are of the "
+                f"{r.texts // max(1, r.key.texts_per_request)} answered" for r in result.rows if r.refused]  # fmt: skip
+    notes = [*refusals, *result.notes]
+    if notes:
+        lines += ["", *(f"- {note}" for note in notes)]
     return "\n".join(lines) + "\n"
 
 

@@ -91,6 +91,7 @@ class Measurement:
     cpu_share: float | None = None  # share of all CPUs this benchmark's processes got (see OwnCpu)
     server: dict[str, Any] = field(default_factory=dict)  # per-step statistics, where read
     gpu: dict[str, Any] = field(default_factory=dict)  # per GPU: utilization and memory from the server's metrics
+    refused: int = 0  # open loop: requests the server refused (full queue), not in the latencies
 
     @property
     def path(self) -> str:

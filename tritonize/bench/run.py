@@ -164,10 +164,12 @@ def measure_served(s: Session, endpoints: Endpoints, levels: tuple[int, ...] = C
     best = max((r for r in rows if r.key.protocol == "grpc"), key=lambda r: r.seq_per_s)
     rate, duration = best.seq_per_s / 2, s.config.open_loop_s
     key = RowKey(path=RowPath.SERVED, load=Load.OPEN_LOOP, protocol="grpc")
+    refused: list[int] = []
     work = lambda: asyncio.run(  # noqa: E731
-        drivers.open_loop(endpoints.grpc_url, "grpc", s.deployments.classifier, s.texts, rate, duration)
+        drivers.open_loop(endpoints.grpc_url, "grpc", s.deployments.classifier, s.texts, rate, duration, refused=refused)
     )
     rows.append(measure(key, None, work, rate=rate, deployment=s.deployments.classifier))
+    rows[-1] = replace(rows[-1], refused=sum(refused))
     s.log(f"{rows[-1].path} {rows[-1].setting}: p50 {rows[-1].p50_ms:.1f} ms, p99 {rows[-1].p99_ms:.1f} ms")
     return rows
 
@@ -271,11 +273,15 @@ def measure_half_load(s: Session, endpoints: Endpoints, saturation: list[Measure
         return None
     rate = best.seq_per_s / per_request / 2
     key = RowKey(path=RowPath.SERVED, load=Load.OPEN_LOOP, protocol="grpc", texts_per_request=per_request)
+    refused: list[int] = []
     work = lambda: asyncio.run(  # noqa: E731
-        drivers.open_loop(endpoints.grpc_url, "grpc", s.deployments.classifier, s.texts, rate, s.config.open_loop_s, per_request)
+        drivers.open_loop(
+            endpoints.grpc_url, "grpc", s.deployments.classifier, s.texts, rate, s.config.open_loop_s, per_request, refused
+        )
     )
     row = measure(key, None, work, rate=rate, deployment=s.deployments.classifier)
-    row = replace(row, texts=row.texts * per_request)  # latencies count requests; throughput counts texts
+    # latencies count answered requests; throughput counts their texts
+    row = replace(row, texts=row.texts * per_request, refused=sum(refused))
     s.log(f"{row.path} {row.setting}, {per_request} texts/request: p50 {row.p50_ms:.1f} ms, p99 {row.p99_ms:.1f} ms")
     return row
 
