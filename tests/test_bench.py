@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -208,3 +209,97 @@ def test_bench_overhead_rows_alone_build_no_variants_when_asked(triton_server, t
     assert {RowPath.TOKENIZER, RowPath.IN_PROCESS} <= paths
     assert not paths & {RowPath.RAW_ORT, RowPath.SERVED_INT8, RowPath.NO_DYNAMIC_BATCHING, RowPath.HF_PIPELINE}
     assert not any("INT8" in note for note in result.notes)
+
+
+def test_torch_goals_judge_32_text_rows_against_the_cuda_graph_ceiling_when_measured() -> None:
+    half_key = RowKey(path=RowPath.SERVED, load=Load.OPEN_LOOP, protocol="grpc", texts_per_request=32)
+    result = BenchResult(config={})
+    result.rows = [
+        _row(_served(4, "grpc", Load.SATURATION, per_request=32), 42_000),
+        _row(_served(128), 9_000),
+        _row(half_key, 21_000, p50=20.0, p99=55.0, rate=328.1),
+        _row(RowKey(path=RowPath.RAW_TORCH, load=Load.BATCH, level=256, sorted_by_length=True), 60_000),
+        _row(RowKey(path=RowPath.RAW_TORCH_GRAPHS, load=Load.BATCH, level=256, sorted_by_length=True), 100_000),
+    ]
+    goals = {g["goal"]: g for g in evaluate_goals(result)}
+    assert goals["served classifications/s, 32-text requests"]["met"] is True
+    assert goals["served / raw PyTorch at saturation"]["measured"] == pytest.approx(0.42)  # vs graphs, not eager
+    assert goals["p99 ms of 32-text requests at half load"]["met"] is False  # 55 > 50
+    assert not any("ONNX Runtime" in name for name in goals)  # no raw ORT rows: no ORT goals
+    markdown = to_markdown(result)
+    assert "Ceiling: raw PyTorch + CUDA graphs, batch 256, sorted by length." in markdown
+    assert "| served gRPC | open loop 328.1 req/s, 32 texts/request |" in markdown
+
+
+TRITON_GPU_METRICS = """\
+# HELP nv_gpu_utilization GPU utilization rate [0.0 - 1.0)
+# TYPE nv_gpu_utilization gauge
+nv_gpu_utilization{gpu_uuid="GPU-1"} 0.5
+# HELP nv_gpu_memory_used_bytes GPU used memory, in bytes
+# TYPE nv_gpu_memory_used_bytes gauge
+nv_gpu_memory_used_bytes{gpu_uuid="GPU-1"} 2147483648
+nv_gpu_memory_total_bytes{gpu_uuid="GPU-1"} 150323855360
+nv_inference_count{model="m",version="1"} 7
+"""
+
+
+def test_gpu_sampler_reads_triton_gpu_gauges_over_http_when_a_server_exports_them() -> None:
+    import http.server
+    import threading
+
+    from tritonize.bench.gpu import GpuSampler, read_gpus
+
+    class Metrics(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's hook name
+            body = TRITON_GPU_METRICS.encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/metrics"
+    try:
+        assert read_gpus(url) == {"GPU-1": {"nv_gpu_utilization": 0.5, "nv_gpu_memory_used_bytes": 2 ** 31,
+                                            "nv_gpu_memory_total_bytes": 150323855360.0}}  # fmt: skip
+        with GpuSampler(url, interval_s=0.05) as gpu:
+            time.sleep(0.3)
+    finally:
+        server.shutdown()
+    summary = gpu.summary()["GPU-1"]
+    assert summary["samples"] >= 1 and summary["utilization_mean_pct"] == summary["utilization_max_pct"] == 50.0
+    assert (summary["memory_used_max_mib"], summary["memory_total_mib"]) == (2048, 143360)
+    assert read_gpus("http://127.0.0.1:9/metrics") == {}  # nothing answers: no GPUs, no error
+
+
+def test_torch_half_load_goal_fails_when_the_server_refused_requests() -> None:
+    half_key = RowKey(path=RowPath.SERVED, load=Load.OPEN_LOOP, protocol="grpc", texts_per_request=32)
+    result = BenchResult(config={})
+    result.rows = [
+        _row(RowKey(path=RowPath.RAW_TORCH, load=Load.BATCH, level=32, sorted_by_length=True), 1_000),
+        replace(_row(half_key, 3_200, p50=10.0, p99=20.0, rate=50.0), refused=7),
+    ]
+    goals = {g["goal"]: g for g in evaluate_goals(result)}
+    assert goals["p99 ms of 32-text requests at half load"]["met"] is False  # p99 20 ms, but 7 never answered
+    assert "the server refused 7 requests (full queue)" in to_markdown(result)
+
+
+@pytest.mark.triton
+def test_open_loop_counts_refused_requests_instead_of_failing_when_the_queue_is_full(constrained_server) -> None:
+    """The constrained deployment's queue holds 2 requests: an open loop far above its throughput
+    is refused in part. The run finishes and says how many (it used to stop at the first refusal)."""
+    import asyncio
+
+    from tritonize.bench import drivers
+    from tritonize.corpus import builtin_emotion
+
+    texts = [e.text for e in builtin_emotion()]
+    refused: list[int] = []
+    _, latencies = asyncio.run(
+        drivers.open_loop(constrained_server.grpc_url, "grpc", "distilbert_emotion", texts, 2000.0, 0.2, 32, refused)
+    )
+    assert refused and refused[0] > 0 and refused[0] + len(latencies) == 400

@@ -61,6 +61,11 @@ class ProfileShapeError(EngineBuildError, ValueError):
         )
 
 
+class RuntimeUnavailableError(EngineBuildError):
+    """The deployment's model runtime cannot run here (``embedded_runtime = "torch-cuda"`` without
+    CUDA, a BF16 plan on a GPU without BF16); the message says what to install or change."""
+
+
 class RepositoryError(TritonizeError):
     """The Triton model repository could not be generated consistently."""
 

@@ -13,11 +13,17 @@ each group is one session call. Results go back to their requests in the origina
 Only the embedded target fuses: the ``cpu`` and ``gpu`` targets keep the separate engine step
 (onnxruntime / TensorRT backends), and the deployment contract (the ensemble's ``TEXT`` ->
 ``LABEL`` / ``SCORE`` / ``PROBABILITIES`` with ``label_filename``) is the same either way.
+
+The ``runtime`` parameter picks the model: ``onnxruntime`` (the ONNX graph, as above) or a
+PyTorch runtime (``torch-cuda`` / ``torch-cpu``: the checkpoint in PyTorch on the instance's
+device, length groups padded to the buckets CUDA graphs were captured for; see
+:mod:`tritonize.backends.torch_models`).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -88,12 +94,54 @@ def run_logits(session: Any, id_lists: list[list[int]], pad_token_id: int, max_r
     return logits
 
 
+Logits = Callable[[list[list[int]]], np.ndarray]  # token id lists -> float32 [rows, labels]
+
+
+def classify(tokenizer: Any, logits: Logits, labels: list[str], texts: list[str]) -> dict[str, np.ndarray]:
+    """``LABEL``, ``SCORE``, ``PROBABILITIES`` of ``texts`` (the whole fused step, minus Triton)."""
+    id_lists = [encoding.ids for encoding in tokenizer.encode_batch(texts, add_special_tokens=True)]
+    return postprocess(logits(id_lists), labels)
+
+
 def classify_texts(
     tokenizer: Any, session: Any, settings: TokenizerSettings, labels: list[str], texts: list[str], max_rows: int
 ) -> dict[str, np.ndarray]:
-    """``LABEL``, ``SCORE``, ``PROBABILITIES`` of ``texts`` (the whole fused step, minus Triton)."""
-    id_lists = [encoding.ids for encoding in tokenizer.encode_batch(texts, add_special_tokens=True)]
-    return postprocess(run_logits(session, id_lists, settings.pad_token_id, max_rows), labels)
+    """:func:`classify` with an ONNX Runtime session."""
+    return classify(tokenizer, lambda ids: run_logits(session, ids, settings.pad_token_id, max_rows), labels, texts)
+
+
+ONNXRUNTIME = "onnxruntime"
+RUNTIME_NAMES = {ONNXRUNTIME: "ONNX Runtime", "torch-cuda": "PyTorch (CUDA)", "torch-cpu": "PyTorch (CPU)"}
+
+
+def runtime_logits(args: dict[str, Any], params: dict[str, str], version_dir: str, settings: TokenizerSettings) -> Logits:
+    """The logits function of this instance's runtime (config parameter ``runtime``).
+
+    Raises RuntimeUnavailable (torch runtimes) when the instance's device cannot run the plan:
+    Triton then reports the one-line message as the model's load error.
+    """
+    engine_batch = int(params.get("engine_batch", "32"))
+    threads = int(params.get("intra_op_num_threads", "0"))
+    if params.get("runtime", ONNXRUNTIME) == ONNXRUNTIME:
+        session = make_session(os.path.join(version_dir, MODEL_FILE), threads)
+        return lambda ids: run_logits(session, ids, settings.pad_token_id, engine_batch)
+    try:
+        from tritonize_backend_torch_models import instance_device, load_classifier, parse_plans, set_threads
+    except ImportError:
+        from tritonize.backends.torch_models import instance_device, load_classifier, parse_plans, set_threads
+    device = instance_device(params["device"], args)
+    set_threads(threads, device)
+    classifier = load_classifier(
+        version_dir,
+        params["torch_model_class"],
+        device,
+        parse_plans(params["torch_plans"]),
+        pad_token_id=settings.pad_token_id,
+        length_buckets=settings.length_buckets,
+        max_rows=engine_batch,
+        cuda_graphs=params.get("cuda_graphs") == "true",
+    )
+    return classifier.logits
 
 
 class TritonPythonModel:
@@ -102,10 +150,10 @@ class TritonPythonModel:
     def initialize(self, args: dict[str, Any]) -> None:
         params = model_parameters(args)
         self.settings = TokenizerSettings.from_parameters(params)
-        self.engine_batch = int(params.get("engine_batch", "32"))
+        self.runtime = params.get("runtime", ONNXRUNTIME)
         version_dir = os.path.join(args["model_repository"], args["model_version"])
         self.tokenizer = load_tokenizer(version_dir, self.settings.max_input_length)
-        self.session = make_session(os.path.join(version_dir, MODEL_FILE), int(params.get("intra_op_num_threads", "0")))
+        self.logits = runtime_logits(args, params, version_dir, self.settings)
         self.labels = read_labels(args["model_repository"])
 
     def execute(self, requests: list[Any]) -> list[Any]:
@@ -126,10 +174,10 @@ class TritonPythonModel:
         if not valid:
             return responses
         try:
-            out = classify_texts(self.tokenizer, self.session, self.settings, self.labels, texts, self.engine_batch)
-        except Exception as exc:  # noqa: BLE001 - an ORT failure becomes an error response per request
+            out = classify(self.tokenizer, self.logits, self.labels, texts)
+        except Exception as exc:  # noqa: BLE001 - a model failure becomes an error response per request
             for i in valid:
-                responses[i] = error_response(pb_utils, f"ONNX Runtime failed: {exc}")
+                responses[i] = error_response(pb_utils, f"{RUNTIME_NAMES.get(self.runtime, self.runtime)} failed: {exc}")
             return responses
         start = 0
         for i, size in zip(valid, sizes):

@@ -30,6 +30,11 @@ cuda_memory_pool_mib`` -> ``--cuda-memory-pool-byte-size``; Triton's default is 
 Which GPU: on the gpu target the entry model's instances are ``KIND_GPU``, one group per GPU,
 and each instance keeps its torch work and asks for its step outputs on its own device
 (``model_instance_device_id``); with several GPUs nothing is pinned to GPU 0.
+
+With a PyTorch runtime (config parameter ``runtime``: ``torch-cuda`` / ``torch-cpu``) there are
+no engine steps: the entry model runs the three components itself, in PyTorch on its instance's
+device (:mod:`tritonize.backends.torch_models`), through the same decoding program; the KV cache
+never leaves the process.
 """
 
 from __future__ import annotations
@@ -198,6 +203,32 @@ class StepCaller:
         return self._outputs([r.exec() for r in self._requests(inputs, outputs)], outputs)
 
 
+def bls_steps(args: dict[str, Any], params: dict[str, str]) -> tuple[StepCaller, StepCaller, StepCaller]:
+    """The engine steps as BLS callers (encoder, decoder, decoder_with_past)."""
+    step_batch = int(params["step_max_batch_size"])
+    memory = step_memory(params.get("step_memory", "cpu"), instance_device(args))
+    pb_utils.Logger.log_info(f"{args['model_name']}: step outputs as {memory.description}")
+    names = ("encoder_model", "decoder_model", "decoder_with_past_model")
+    encoder, decoder, decoder_with_past = (StepCaller(params[n], step_batch, memory) for n in names)
+    return encoder, decoder, decoder_with_past
+
+
+def torch_steps(args: dict[str, Any], params: dict[str, str], version_dir: str) -> tuple[Any, Any, Any]:
+    """The three components in PyTorch in this process (torch runtimes): the checkpoint beside this
+    file on the instance's device. Raises RuntimeUnavailable (Triton's load error) when the
+    device cannot run the plan."""
+    try:
+        from tritonize_backend_torch_models import AsyncStep, instance_device, load_t5_steps, parse_plans, set_threads
+    except ImportError:
+        from tritonize.backends.torch_models import AsyncStep, instance_device, load_t5_steps, parse_plans, set_threads
+    device = instance_device(params["device"], args)
+    set_threads(int(params.get("intra_op_num_threads", "0")), device)
+    steps = load_t5_steps(version_dir, params["torch_model_class"], device, parse_plans(params["torch_plans"]))
+    pb_utils.Logger.log_info(f"{args['model_name']}: {params['runtime']} on {device}, KV cache stays there")
+    encoder, decoder, decoder_with_past = (AsyncStep(steps[c]) for c in ("encoder", "decoder", "decoder_with_past"))
+    return encoder, decoder, decoder_with_past
+
+
 class TritonPythonModel:
     def initialize(self, args: dict[str, Any]) -> None:
         params = model_parameters(args)
@@ -209,13 +240,10 @@ class TritonPythonModel:
         self.eos_id = int(params["eos_token_id"])
         self.start_id = int(params["decoder_start_token_id"])
         self.num_layers = int(params["num_decoder_layers"])
-        step_batch = int(params["step_max_batch_size"])
-        device = instance_device(args)
-        memory = step_memory(params.get("step_memory", "cpu"), device)
-        pb_utils.Logger.log_info(f"{args['model_name']}: step outputs as {memory.description}")
-        self.encoder = StepCaller(params["encoder_model"], step_batch, memory)
-        self.decoder = StepCaller(params["decoder_model"], step_batch, memory)
-        self.decoder_with_past = StepCaller(params["decoder_with_past_model"], step_batch, memory)
+        if params.get("runtime", "onnxruntime") == "onnxruntime":
+            self.encoder, self.decoder, self.decoder_with_past = bls_steps(args, params)
+        else:
+            self.encoder, self.decoder, self.decoder_with_past = torch_steps(args, params, version_dir)
         has_labels = os.path.exists(os.path.join(args["model_repository"], LABELS_FILE))
         self.labels = read_labels(args["model_repository"]) if has_labels else []
         self.label_ids = label_token_ids(self.tokenizer, self.labels) if self.labels else []

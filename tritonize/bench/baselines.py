@@ -139,11 +139,38 @@ def in_process_pipeline(repository: Path, deployment: str, texts: list[str], bat
     return measure(key, len(texts), lambda: _timed_calls(calls)[0])
 
 
-def hf_pipeline(checkpoint: str, texts: list[str], batches: tuple[int, ...]) -> list[Measurement]:
-    """``pipeline("text-classification")`` of the checkpoint the repository was built from (CPU)."""
+@dataclass(frozen=True)
+class Placement:
+    """Where an HF baseline runs: the served torch step's device and precision (like with like),
+    or the CPU in FP32 for an ONNX Runtime deployment."""
+
+    device: str = "cpu"
+    precision: str = "fp32"
+
+    @classmethod
+    def of(cls, entry: dict[str, Any]) -> Placement:
+        """From a build report entry: its torch runtime's device and the one precision its plans
+        share (FP32 when they differ: HF runs a model in one dtype)."""
+        runtime = entry.get("runtime") or {}
+        precisions = {plan["precision"] for plan in runtime.get("plans", {}).values()}
+        return cls(device=runtime.get("device", "cpu"), precision=precisions.pop() if len(precisions) == 1 else "fp32")
+
+    def dtype(self) -> Any:
+        import torch
+
+        from tritonize.backends.torch_models import DTYPES
+
+        return getattr(torch, DTYPES[self.precision])
+
+
+def hf_pipeline(
+    checkpoint: str, texts: list[str], batches: tuple[int, ...], placement: Placement = Placement()
+) -> list[Measurement]:
+    """``pipeline("text-classification")`` of the checkpoint the repository was built from, on
+    the placement's device and dtype (default: CPU, FP32)."""
     from transformers import pipeline
 
-    pipe = pipeline(Task.TEXT_CLASSIFICATION.value, model=checkpoint, device=-1)
+    pipe = pipeline(Task.TEXT_CLASSIFICATION.value, model=checkpoint, device=placement.device, dtype=placement.dtype())
     pipe(texts[:2], truncation=True)  # warm-up
 
     def run(batch: int) -> float:
@@ -153,7 +180,7 @@ def hf_pipeline(checkpoint: str, texts: list[str], batches: tuple[int, ...]) -> 
                 pipe(text, truncation=True)
         else:
             pipe(texts, batch_size=batch, truncation=True)
-        return time.perf_counter() - start
+        return time.perf_counter() - start  # the pipeline's outputs are on the host: the GPU is done
 
     return [
         measure(RowKey(path=RowPath.HF_PIPELINE, load=Load.BATCH, level=b), len(texts), lambda b=b: run(b))
@@ -161,20 +188,25 @@ def hf_pipeline(checkpoint: str, texts: list[str], batches: tuple[int, ...]) -> 
     ]
 
 
-def hf_generate(checkpoint: str, texts: list[str], max_new_tokens: int, batches: tuple[int, ...]) -> list[Measurement]:
-    """``model.generate`` (greedy, exactly ``max_new_tokens``) of a seq2seq checkpoint, by batch."""
+def hf_generate(
+    checkpoint: str, texts: list[str], max_new_tokens: int, batches: tuple[int, ...], placement: Placement = Placement()
+) -> list[Measurement]:
+    """``model.generate`` (greedy, exactly ``max_new_tokens``) of a seq2seq checkpoint, by batch,
+    on the placement's device and dtype."""
     import torch
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-    model = AutoModelForSeq2SeqLM.from_pretrained(checkpoint).eval()
+    model = AutoModelForSeq2SeqLM.from_pretrained(checkpoint, dtype=placement.dtype()).eval().to(placement.device)
 
     @torch.inference_mode()
     def run(batch: int, items: list[str] = texts) -> float:
         start = time.perf_counter()
         for i in range(0, len(items), batch):
-            encoded = tokenizer(items[i : i + batch], return_tensors="pt", padding=True, truncation=True)
+            encoded = tokenizer(items[i : i + batch], return_tensors="pt", padding=True, truncation=True).to(placement.device)
             model.generate(**encoded, max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, do_sample=False)
+        if placement.device != "cpu":
+            torch.cuda.synchronize()
         return time.perf_counter() - start
 
     run(2, texts[:2])  # warm-up
@@ -182,3 +214,38 @@ def hf_generate(checkpoint: str, texts: list[str], max_new_tokens: int, batches:
         measure(RowKey(path=RowPath.HF_GENERATE, load=Load.BATCH, level=b, generative=True), len(texts), lambda b=b: run(b))
         for b in batches
     ]
+
+
+def raw_torch(repository: Path, deployment: str, texts: list[str], batches: tuple[int, ...]) -> list[Measurement]:
+    """The served torch step's own runner in-process (its checkpoint, plan, buckets and device),
+    pre-tokenized, texts sorted by length in chunks of ``batch``: without CUDA graphs, and with
+    them where the step runs on CUDA (captured for the chunk's row buckets before timing). The
+    ceiling the served PyTorch runtime is measured against.
+    """
+    from tritonize.backends import torch_models
+    from tritonize.engines import torch_runtime as names
+    from tritonize.repository.layout import VERSION, StepNames
+
+    files = ServedFiles.of(repository, deployment)
+    step = StepNames(deployment).model
+    params = step_parameters(repository, step)
+    if names.MODEL_CLASS_PARAMETER not in params:
+        raise BenchError(f"{deployment} does not run its model in PyTorch (no {names.MODEL_CLASS_PARAMETER} parameter)")
+    device = torch_models.torch_device(params[names.DEVICE_PARAMETER])
+    plans = torch_models.parse_plans(params[names.PLANS_PARAMETER])
+    model = torch_models.prepare_classifier(str(repository / step / VERSION), params[names.MODEL_CLASS_PARAMETER], device, plans)
+    ids = sorted((e.ids for e in files.tokenizer().encode_batch(texts, add_special_tokens=True)), key=len)
+    modes = [(False, RowPath.RAW_TORCH)]
+    if params[names.CUDA_GRAPHS_PARAMETER] == "true":
+        modes.append((True, RowPath.RAW_TORCH_GRAPHS))
+    rows = []
+    for graphs, path in modes:
+        for batch in batches:
+            runner = torch_models.TorchClassifier(
+                model, device, plans[torch_models.CLASSIFIER], files.settings.pad_token_id,
+                files.settings.length_buckets, batch, cuda_graphs=graphs,
+            )  # fmt: skip
+            calls = [lambda c=ids[i : i + batch], r=runner: r.logits(c) for i in range(0, len(ids), batch)]
+            key = RowKey(path=path, load=Load.BATCH, level=batch, sorted_by_length=batch > 1)
+            rows.append(measure(key, len(ids), lambda c=calls: _timed_calls(c)))
+    return rows

@@ -41,27 +41,57 @@ async def closed_loop(
         return time.perf_counter() - start, latencies
 
 
+def request_chunks(texts: list[str], per_request: int) -> list[list[str]]:
+    """``texts`` as requests of ``per_request`` texts each (wrapping around at the end)."""
+    chunks = [[texts[(i + j) % len(texts)] for j in range(per_request)] for i in range(0, len(texts), per_request)]
+    return chunks or [texts]
+
+
 async def open_loop(
-    url: str, protocol: str, model: str, texts: list[str], rate: float, duration: float, inference_key: str | None = None
+    url: str,
+    protocol: str,
+    model: str,
+    texts: list[str],
+    rate: float,
+    duration: float,
+    texts_per_request: int = 1,
+    refused: list[int] | None = None,
+    inference_key: str | None = None,
 ) -> tuple[float, list[float]]:
-    """Requests sent at a fixed ``rate`` for ``duration`` s; latency from the scheduled send
-    (no coordinated omission)."""
+    """Requests of ``texts_per_request`` texts sent at a fixed ``rate`` (requests/s) for
+    ``duration`` s; latency from the scheduled send (no coordinated omission).
+
+    A request the server refuses (full queue: :class:`~tritonize.errors.OverloadedError`) has no
+    latency: it is counted into ``refused`` (one number appended) instead of ending the run, so an
+    open loop faster than the server reports how much it refused.
+    """
     from tritonize.aio_client import AsyncTritonizeClient
+    from tritonize.errors import OverloadedError
 
     count = max(1, int(rate * duration))
     latencies: list[float] = []
+    chunks = request_chunks(texts, texts_per_request)
     async with AsyncTritonizeClient(url, protocol, timeout=120.0, inference_key=inference_key) as client:
-        await client.infer_raw(model, [texts[0]], OUTPUTS)
+        await client.infer_raw(model, chunks[0], OUTPUTS)
         loop = asyncio.get_running_loop()
         start = loop.time() + 0.05
 
+        refusals = 0
+
         async def one(index: int) -> None:
+            nonlocal refusals
             scheduled = start + index / rate
             await asyncio.sleep(max(0.0, scheduled - loop.time()))
-            await client.infer_raw(model, [texts[index % len(texts)]], OUTPUTS)
+            try:
+                await client.infer_raw(model, chunks[index % len(chunks)], OUTPUTS)
+            except OverloadedError:
+                refusals += 1
+                return
             latencies.append(loop.time() - scheduled)
 
         await asyncio.gather(*(one(i) for i in range(count)))
+        if refused is not None:
+            refused.append(refusals)
         return loop.time() - start, latencies
 
 
@@ -104,8 +134,7 @@ def default_client_processes() -> int:
 async def _worker_loop(run: Saturation, texts: list[str], ready, go) -> tuple[int, float, list[float]]:
     from tritonize.aio_client import AsyncTritonizeClient
 
-    batch = run.texts_per_request
-    chunks = [[texts[(i + j) % len(texts)] for j in range(batch)] for i in range(0, len(texts), batch)] or [texts]
+    chunks = request_chunks(texts, run.texts_per_request)
     latencies: list[float] = []
     done = 0
     client = AsyncTritonizeClient(

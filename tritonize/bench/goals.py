@@ -124,10 +124,44 @@ def generation_goals(result: BenchResult) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
+SERVED_TEXTS_GOAL = 40_000  # DistilBERT classifications/s served on one H200 with 32-text requests
+TORCH_CEILING_GOAL = 0.4  # served / raw PyTorch with CUDA graphs at saturation
+HALF_LOAD_P99_MS = 50.0
+
+
+def _p99_answering_all(row: Measurement | None) -> float | None:
+    """The row's p99, or infinity when the server refused some requests (they never got an answer)."""
+    if row is None:
+        return None
+    return float("inf") if row.refused else row.p99_ms
+
+
+def torch_goals(result: BenchResult) -> list[dict[str, Any]]:
+    """The PyTorch runtime's goals: served texts/s in 32-text requests, served / raw PyTorch (with
+    CUDA graphs where measured), p99 of 32-text requests at half that load."""
+    served32 = _best_served(result, texts_per_request=32)
+    served = _best_served(result)
+    graphs = result.fastest(path=RowPath.RAW_TORCH_GRAPHS)
+    raw = graphs or result.fastest(path=RowPath.RAW_TORCH)
+    half = result.find(path=RowPath.SERVED, load=Load.OPEN_LOOP, texts_per_request=32)
+    ceiling = "raw PyTorch + CUDA graphs" if graphs else "raw PyTorch (no CUDA graphs: CPU)"
+    return [
+        goal("served classifications/s, 32-text requests", served32.seq_per_s if served32 else None, SERVED_TEXTS_GOAL,
+             f"best served ({_where(served32)}); the goal is one H200's", [served32]),
+        goal("served / raw PyTorch at saturation", _ratio(served, raw), TORCH_CEILING_GOAL,
+             f"best served ({_where(served)}) vs best {ceiling} ({raw.setting if raw else '-'})", [served, raw]),
+        goal("p99 ms of 32-text requests at half load", _p99_answering_all(half), HALF_LOAD_P99_MS,
+             "open loop, gRPC, at half the best 32-text saturation throughput; any refused request fails it",
+             [half], higher=False),
+    ]  # fmt: skip
+
+
 def evaluate_goals(result: BenchResult) -> list[dict[str, Any]]:
     """Every goal whose rows were measured in this run."""
     goals = []
-    if result.select(path=RowPath.SERVED, texts_per_request=1, load=Load.CONCURRENCY):
+    if result.select(path=RowPath.RAW_TORCH):
+        goals += torch_goals(result)
+    if result.select(path=RowPath.SERVED, texts_per_request=1, load=Load.CONCURRENCY) and result.select(path=RowPath.RAW_ORT):
         goals += serving_goals(result)
     if result.select(path=RowPath.TOKENIZER):
         goals += overhead_goals(result)

@@ -28,12 +28,35 @@ def _cells(row, raw, cpus: int | None) -> list[str]:
     ]
 
 
+CEILINGS = (RowPath.RAW_ORT, RowPath.RAW_TORCH_GRAPHS, RowPath.RAW_TORCH)  # the first measured is the ceiling
+
+
+def _ceiling(result: BenchResult):
+    return next((row for path in CEILINGS if (row := result.fastest(path=path)) is not None), None)
+
+
+def _gpu_lines(result: BenchResult) -> list[str]:
+    rows = [(r, uuid, g) for r in result.rows for uuid, g in r.gpu.items()]
+    if not rows:
+        return []
+    lines = ["", "## GPU during the saturation rows (server metrics)", "",
+             "| row | GPU | utilisation mean / max % | memory used max / total MiB | samples |", "|---|---|---|---|---|"]  # fmt: skip
+    for r, uuid, g in rows:
+        lines.append(
+            f"| {r.path}, {r.setting} | {uuid} | {g['utilization_mean_pct']} / {g['utilization_max_pct']} "
+            f"| {g['memory_used_max_mib']} / {g['memory_total_mib']} | {g['samples']} |"
+        )
+    return lines
+
+
 def to_markdown(result: BenchResult) -> str:
-    raw = result.fastest(path=RowPath.RAW_ORT)
+    raw = _ceiling(result)
     lines = [
         f"# tritonize bench ({_what(result.config)}, {result.config.get('n_texts')} texts)",
         "",
-        "| path | setting | seq/s | vs raw ORT ceiling | p50 ms | p99 ms | CPU share | seq per CPU-s |",
+        f"Ceiling: {f'{raw.path}, {raw.setting}' if raw else '-'}.",
+        "",
+        "| path | setting | seq/s | vs raw ceiling | p50 ms | p99 ms | CPU share | seq per CPU-s |",
         "|---|---|---|---|---|---|---|---|",
     ]
     lines += ["| " + " | ".join(_cells(r, raw, result.config.get("cpus"))) + " |" for r in result.rows]
@@ -58,8 +81,12 @@ def to_markdown(result: BenchResult) -> str:
             f"| {r.path}, {r.setting} | {name} | {s['executions']} | {s['avg_batch']} | {s['compute_ms_per_execute']} |"
             for r, name, s in steps
         ]
-    if result.notes:
-        lines += ["", *(f"- {note}" for note in result.notes)]
+    lines += _gpu_lines(result)
+    refusals = [f"{r.path}, {r.setting}: the server refused {r.refused} requests (full queue); p50/p99 are of the "
+                f"{r.texts // max(1, r.key.texts_per_request)} answered" for r in result.rows if r.refused]  # fmt: skip
+    notes = [*refusals, *result.notes]
+    if notes:
+        lines += ["", *(f"- {note}" for note in notes)]
     return "\n".join(lines) + "\n"
 
 

@@ -55,8 +55,12 @@ class Deployments:
         generators = [name for name, entry in models.items() if entry.get("task") == Task.TEXT2TEXT_GENERATION.value]
         return cls(classifier=classifier or classifiers[0], generator=next(iter(generators), None), report=report)
 
+    def entry(self, name: str) -> dict[str, Any]:
+        """The build report's entry of deployment ``name`` (empty when absent)."""
+        return self.report.get("models", {}).get(name, {})
+
     def checkpoint(self, name: str) -> str | None:
-        return self.report.get("models", {}).get(name, {}).get("checkpoint")
+        return self.entry(name).get("checkpoint")
 
 
 def bench_models(spec: Any, classifier: str | None = None) -> list[str]:
@@ -119,6 +123,7 @@ class Endpoints:
     grpc_url: str
     admin_key: str | None = None
     inference_key: str | None = None
+    metrics_url: str | None = None  # Prometheus endpoint (GPU utilisation and memory), where known
 
 
 @contextmanager
@@ -133,6 +138,7 @@ def serving(repository: Path) -> Iterator[Endpoints]:
             grpc_url=server.grpc_url,
             admin_key=config.admin_key,
             inference_key=config.client_inference_key,
+            metrics_url=server.metrics_url,
         )
 
 

@@ -29,6 +29,8 @@ class RowPath(str, enum.Enum):
     HF_GENERATE = "HF generate"
     TOKENIZER = "tokenizer alone"
     IN_PROCESS = "tokenizer + ORT in-process"
+    RAW_TORCH = "raw PyTorch"  # the served torch step's own runner, in-process, pre-tokenized
+    RAW_TORCH_GRAPHS = "raw PyTorch + CUDA graphs"
 
 
 class Load(str, enum.Enum):
@@ -61,13 +63,13 @@ class RowKey:
         return " ".join(parts)
 
     def setting_text(self, rate: float | None = None) -> str:
+        texts = f", {self.texts_per_request} texts/request" if self.texts_per_request > 1 else ""
         if self.load is Load.OPEN_LOOP:
-            return f"open loop {rate or 0:.1f} req/s"
+            return f"open loop {rate or 0:.1f} req/s{texts}"
         if self.load is Load.BATCH:
             unpadded = self.level == 1 and self.path in (RowPath.RAW_ORT, RowPath.RAW_ORT_INT8)
             extra = ", sorted by length" if self.sorted_by_length else (", unpadded" if unpadded else "")
             return f"batch {self.level}{extra}"
-        texts = f", {self.texts_per_request} texts/request" if self.texts_per_request > 1 else ""
         return f"{self.load.value} {self.level}{texts}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,6 +90,8 @@ class Measurement:
     pass_index: int = 0
     cpu_share: float | None = None  # share of all CPUs this benchmark's processes got (see OwnCpu)
     server: dict[str, Any] = field(default_factory=dict)  # per-step statistics, where read
+    gpu: dict[str, Any] = field(default_factory=dict)  # per GPU: utilization and memory from the server's metrics
+    refused: int = 0  # open loop: requests the server refused (full queue), not in the latencies
 
     @property
     def path(self) -> str:

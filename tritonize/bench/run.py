@@ -15,6 +15,7 @@ from tritonize.bench import baselines, drivers
 from tritonize.bench.baselines import BenchError
 from tritonize.bench.cpu import measure
 from tritonize.bench.goals import evaluate_goals
+from tritonize.bench.gpu import GpuSampler
 from tritonize.bench.report import write_result
 from tritonize.bench.repositories import (
     Deployments,
@@ -32,12 +33,16 @@ from tritonize.urls import PROTOCOLS
 logger = logging.getLogger(__name__)
 
 CONCURRENCY = (1, 8, 32)
+TORCH_CONCURRENCY = (1, 8, 32, 128)  # the PyTorch runtime's rows: a GPU needs more in flight
+RAW_TORCH_BATCHES = (1, 32, 256)
+HALF_LOAD_TEXTS_PER_REQUEST = 32  # the torch rows' latency goal: 32-text requests at half their saturation
 RAW_BATCHES = (8, 32)
 HF_BATCHES = (1, 32)
 TOKENIZER_BATCHES = (1, 32)
 OVERHEAD_TEXTS_PER_REQUEST = (1, 32)
 MIN_TOKENIZER_TEXTS = 1024  # the tokenizer alone takes microseconds per text: time enough of them
-ROW_SETS = ("standard", "overhead", "all")
+ROW_SETS = ("standard", "overhead", "all", "torch")
+RUNTIMES = ("torch-cuda", "torch-cpu")
 
 Log = Callable[[str], None]
 
@@ -49,6 +54,13 @@ class BenchConfig:
     ``rows``: ``standard`` (served vs raw ONNX Runtime, HF, batching, latency, T5), ``overhead``
     (served at saturation vs the tokenizer alone) or ``all``; default ``all`` for the tiny demo
     (its engine is nearly free, so it shows the serving overhead) and ``standard`` for full.
+    ``torch`` (the default with ``runtime``): the PyTorch runtime's rows (served at concurrency
+    1-128 and at saturation, 32-text requests at half load, raw PyTorch with and without CUDA
+    graphs, the HF pipeline and ``generate`` on the same device, GPU utilisation and memory).
+
+    ``runtime`` (``torch-cuda`` / ``torch-cpu``): build the spec's deployments with that
+    ``embedded_runtime`` (in their gpu precision on CUDA, FP32 on the CPU), with
+    ``python_instances`` model instances when given.
     """
 
     demo: str = "full"
@@ -63,6 +75,7 @@ class BenchConfig:
     grpc_url: str | None = None
     admin_key: str | None = None
     inference_key: str | None = None  # of a running server that puts inference behind a key
+    metrics_url: str | None = None  # a running server's Prometheus endpoint (GPU utilisation and memory)
     rebuild: bool = False
     hf: bool = True
     passes: int | None = None  # whole-bench repetitions; each row keeps its best pass (default 2, quick 1)
@@ -70,6 +83,8 @@ class BenchConfig:
     client_processes: int | None = None  # saturation load generators (default: half the cores)
     spec: Path | None = None
     model: str | None = None  # the classification deployment (default: the first one built)
+    runtime: str | None = None  # build the deployments with this embedded_runtime (torch rows)
+    python_instances: int | None = None  # with runtime: instances of the torch step
 
     def __post_init__(self) -> None:
         if self.demo not in SIZES:
@@ -80,6 +95,12 @@ class BenchConfig:
             raise BenchError(f"--rows must be one of {ROW_SETS}, got {self.rows!r}")
         if self.client_processes is not None and self.client_processes < 1:
             raise BenchError(f"--client-processes must be >= 1, got {self.client_processes}")
+        if self.runtime is not None and self.runtime not in RUNTIMES:
+            raise BenchError(f"--runtime must be one of {RUNTIMES}, got {self.runtime!r}")
+        if self.python_instances is not None and (self.runtime is None or self.python_instances < 1):
+            raise BenchError("--python-instances sets the torch step's instances: use it with --runtime, >= 1")
+        if self.runtime is not None and self.repository is not None:
+            raise BenchError("--runtime builds the repository it measures: leave out --repository")
 
     @property
     def n_texts(self) -> int:
@@ -99,7 +120,11 @@ class BenchConfig:
 
     @property
     def row_set(self) -> str:
-        return self.rows or ("all" if self.demo == "tiny" else "standard")
+        if self.rows:
+            return self.rows
+        if self.runtime:
+            return "torch"
+        return "all" if self.demo == "tiny" else "standard"
 
     @property
     def processes(self) -> int:
@@ -133,21 +158,30 @@ def _served_closed_loop(s: Session, endpoints: Endpoints, protocol: str, concurr
     return measure(key, len(s.texts), work, deployment=s.deployments.classifier)
 
 
-def measure_served(s: Session, endpoints: Endpoints) -> list[Measurement]:
+def measure_served(s: Session, endpoints: Endpoints, levels: tuple[int, ...] = CONCURRENCY) -> list[Measurement]:
     rows = []
     for protocol in PROTOCOLS:
-        for concurrency in CONCURRENCY:
+        for concurrency in levels:
             rows.append(_served_closed_loop(s, endpoints, protocol, concurrency, RowPath.SERVED))
             s.log(f"{rows[-1].path} {rows[-1].setting}: {rows[-1].seq_per_s:.1f} seq/s, p50 {rows[-1].p50_ms:.1f} ms")
     best = max((r for r in rows if r.key.protocol == "grpc"), key=lambda r: r.seq_per_s)
     rate, duration = best.seq_per_s / 2, s.config.open_loop_s
     key = RowKey(path=RowPath.SERVED, load=Load.OPEN_LOOP, protocol="grpc")
+    refused: list[int] = []
     work = lambda: asyncio.run(  # noqa: E731
         drivers.open_loop(
-            endpoints.grpc_url, "grpc", s.deployments.classifier, s.texts, rate, duration, endpoints.inference_key
+            endpoints.grpc_url,
+            "grpc",
+            s.deployments.classifier,
+            s.texts,
+            rate,
+            duration,
+            refused=refused,
+            inference_key=endpoints.inference_key,
         )
     )
     rows.append(measure(key, None, work, rate=rate, deployment=s.deployments.classifier))
+    rows[-1] = replace(rows[-1], refused=sum(refused))
     s.log(f"{rows[-1].path} {rows[-1].setting}: p50 {rows[-1].p50_ms:.1f} ms, p99 {rows[-1].p99_ms:.1f} ms")
     return rows
 
@@ -169,14 +203,15 @@ def measure_saturation(s: Session, endpoints: Endpoints) -> list[Measurement]:
                 inference_key=endpoints.inference_key,
             )
             before = step_statistics(endpoints)
-            seconds, latencies, done, share = drivers.saturate(run, s.texts)
+            with GpuSampler(endpoints.metrics_url) as gpu:
+                seconds, latencies, done, share = drivers.saturate(run, s.texts)
             server = statistics_delta(before, step_statistics(endpoints)) if before else {}
             key = RowKey(
                 path=RowPath.SERVED, load=Load.SATURATION, level=run.processes * run.in_flight,
                 protocol=protocol, texts_per_request=per_request,
             )  # fmt: skip
             row = Measurement(
-                key=key, texts=done, seconds=seconds, cpu_share=share, server=server,
+                key=key, texts=done, seconds=seconds, cpu_share=share, server=server, gpu=gpu.summary(),
                 deployment=s.deployments.classifier, **latency_fields(latencies),
             )  # fmt: skip
             rows.append(row)
@@ -200,7 +235,9 @@ def measure_t5(s: Session, endpoints: Endpoints, result: BenchResult) -> list[Me
         s.log(f"T5 {name} {rows[-1].setting}: served {rows[-1].seq_per_s:.1f} seq/s")
     checkpoint = s.deployments.checkpoint(name)
     if checkpoint:
-        rows += [replace(r, deployment=name) for r in baselines.hf_generate(checkpoint, s.texts, max_new_tokens, (1, 32))]
+        placement = baselines.Placement.of(s.deployments.entry(name))
+        generated = baselines.hf_generate(checkpoint, s.texts, max_new_tokens, (1, 32), placement)
+        rows += [replace(r, deployment=name) for r in generated]
     return rows
 
 
@@ -216,20 +253,25 @@ def _max_new_tokens(s: Session, name: str) -> int:
 # -- one pass ----------------------------------------------------------------------------------
 
 
-def _served_pass(s: Session, result: BenchResult) -> None:
+def _endpoints(s: Session) -> Any:
+    """The server to measure: one someone else started, or the session repository served here."""
     config = s.config
-    standard, overhead = config.row_set in ("standard", "all"), config.row_set in ("overhead", "all")
-    if config.grpc_url:  # a server someone else started
+    if config.grpc_url:
         running = Endpoints(
             http_url=str(config.http_url),
             grpc_url=str(config.grpc_url),
             admin_key=config.admin_key,
             inference_key=config.inference_key,
+            metrics_url=config.metrics_url,
         )
-        endpoints_cm: Any = contextlib.nullcontext(running)
-    else:
-        endpoints_cm = serving(s.repository)
-    with endpoints_cm as endpoints:
+        return contextlib.nullcontext(running)
+    return serving(s.repository)
+
+
+def _served_pass(s: Session, result: BenchResult) -> None:
+    config = s.config
+    standard, overhead = config.row_set in ("standard", "all"), config.row_set in ("overhead", "all")
+    with _endpoints(s) as endpoints:
         if standard:
             result.rows += measure_served(s, endpoints)
         if overhead:
@@ -238,7 +280,59 @@ def _served_pass(s: Session, result: BenchResult) -> None:
             result.rows += measure_t5(s, endpoints, result)
 
 
+def measure_half_load(s: Session, endpoints: Endpoints, saturation: list[Measurement]) -> Measurement | None:
+    """32-text requests over gRPC at half the best 32-text saturation throughput (open loop): the
+    latency a server sized for twice its load gives."""
+    per_request = HALF_LOAD_TEXTS_PER_REQUEST
+    best = max((r for r in saturation if r.key.texts_per_request == per_request), key=lambda r: r.seq_per_s, default=None)
+    if best is None or not best.seq_per_s:
+        return None
+    rate = best.seq_per_s / per_request / 2
+    key = RowKey(path=RowPath.SERVED, load=Load.OPEN_LOOP, protocol="grpc", texts_per_request=per_request)
+    refused: list[int] = []
+    work = lambda: asyncio.run(  # noqa: E731
+        drivers.open_loop(
+            endpoints.grpc_url, "grpc", s.deployments.classifier, s.texts, rate, s.config.open_loop_s, per_request, refused
+        )
+    )
+    row = measure(key, None, work, rate=rate, deployment=s.deployments.classifier)
+    # latencies count answered requests; throughput counts their texts
+    row = replace(row, texts=row.texts * per_request, refused=sum(refused))
+    s.log(f"{row.path} {row.setting}, {per_request} texts/request: p50 {row.p50_ms:.1f} ms, p99 {row.p99_ms:.1f} ms")
+    return row
+
+
+def torch_pass(s: Session) -> BenchResult:
+    """The PyTorch runtime's rows (see :class:`BenchConfig`)."""
+    result = BenchResult(config={})
+    name = s.deployments.classifier
+    with _endpoints(s) as endpoints:
+        result.rows += measure_served(s, endpoints, TORCH_CONCURRENCY)
+        saturation = measure_saturation(s, endpoints)
+        result.rows += saturation
+        half = measure_half_load(s, endpoints, saturation)
+        result.rows += [half] if half else []
+        result.rows += measure_t5(s, endpoints, result)
+        if not endpoints.metrics_url:
+            result.notes.append("GPU utilisation and memory: not read (no metrics URL for a server started elsewhere)")
+    if endpoints.metrics_url and not any(r.gpu for r in saturation):
+        result.notes.append("GPU utilisation and memory: the server exported no nv_gpu_* metrics (no GPU, or no DCGM)")
+    result.rows += baselines.raw_torch(s.repository, name, s.texts, RAW_TORCH_BATCHES)
+    best = max((r for r in result.rows if r.key.path in (RowPath.RAW_TORCH, RowPath.RAW_TORCH_GRAPHS)), key=lambda r: r.seq_per_s)
+    s.log(f"raw PyTorch best: {best.path} {best.setting} {best.seq_per_s:.1f} seq/s")
+    if not any(r.key.path is RowPath.RAW_TORCH_GRAPHS for r in result.rows):
+        result.notes.append("raw PyTorch + CUDA graphs: not measured, the step runs on the CPU")
+    checkpoint = s.deployments.checkpoint(name)
+    if s.config.hf and checkpoint:
+        placement = baselines.Placement.of(s.deployments.entry(name))
+        result.rows += baselines.hf_pipeline(checkpoint, s.texts, HF_BATCHES, placement)
+        result.notes.append(f"HF pipeline: on {placement.device} in {placement.precision}, as the classifier is served")
+    return result
+
+
 def one_pass(s: Session) -> BenchResult:
+    if s.config.row_set == "torch":
+        return torch_pass(s)
     result = BenchResult(config={})
     _served_pass(s, result)
     name = s.deployments.classifier
@@ -299,7 +393,8 @@ def _texts(config: BenchConfig) -> list[str]:
 
 
 def _repo_dir(config: BenchConfig, variant: str) -> Path:
-    """The cached repository of one variant: dynamic (as shipped), static (batching off), int8."""
+    """The cached repository of one variant: dynamic (as shipped), static (batching off), int8, or
+    a torch runtime's."""
     from tritonize.cache import default_cache_dir
 
     return default_cache_dir() / "bench" / config.demo / f"repo-{variant}"
@@ -309,15 +404,18 @@ def _session(config: BenchConfig, log: Log) -> Session:
     from tritonize.spec import load_spec
 
     spec = load_spec(config.spec)
+    if config.runtime:
+        spec = _with_runtime(spec, config.runtime, config.python_instances)
     if config.repository is not None:
         repository = config.repository
     else:
         models = bench_models(spec, config.model)[: 1 if config.row_set == "overhead" else None]  # T5 is standard-only
-        repository = ensure_repository(_repo_dir(config, "dynamic"), spec.select(models), config.demo, True, config.rebuild)
+        variant = config.runtime or "dynamic"
+        repository = ensure_repository(_repo_dir(config, variant), spec.select(models), config.demo, True, config.rebuild)
     deployments = Deployments.of(repository, config.model)
     static = int8 = None
     notes: tuple[str, ...] = ()
-    if config.row_set != "overhead":
+    if config.row_set not in ("overhead", "torch"):
         static_spec = spec.select([deployments.classifier]) if deployments.classifier in _names(spec) else None
         if static_spec is None:
             log(f"no dynamic-batching-off or INT8 variant: {deployments.classifier} is not in {spec.source}")
@@ -351,6 +449,26 @@ def _int8(spec: Any) -> Any:
     return replace(spec, models=models)
 
 
+def _with_runtime(spec: Any, runtime: str, python_instances: int | None) -> Any:
+    """``spec`` with every deployment on the embedded ``runtime``: on CUDA in the precision it asks
+    of the gpu target (what a GPU runs it in), on the CPU in FP32; classifiers fused."""
+    from tritonize.spec import Precision, Runtime, Target
+
+    chosen = Runtime(runtime)
+
+    def variant(model: Any) -> Any:
+        precision = model.engine.precision[Target.GPU] if chosen is Runtime.TORCH_CUDA else Precision.FP32
+        extra = {"python_instances": python_instances} if python_instances else {}
+        return model.replace(
+            embedded_runtime=chosen,
+            precision={**model.engine.precision, Target.EMBEDDED: precision},
+            fuse_steps=True,
+            **extra,
+        )
+
+    return replace(spec, models=tuple(variant(m) for m in spec.models))
+
+
 def _names(spec: Any) -> set[str]:
     return {m.name for m in spec.models}
 
@@ -370,6 +488,7 @@ def run_bench(config: BenchConfig, log: Log = print) -> BenchResult:
     result.config.update(
         n_texts=len(session.texts), passes=config.n_passes, cpus=os.cpu_count(), rows=config.row_set,
         client_processes=config.processes, deployment=session.deployments.classifier,
+        served_repository=str(session.repository),
     )  # fmt: skip
     result.notes.append(f"load average at start: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
     result.notes += session.notes

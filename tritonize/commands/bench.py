@@ -9,6 +9,8 @@ from tritonize.demo import SIZES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from tritonize.bench.run import ROW_SETS, RUNTIMES
+
     parser = subparsers.add_parser(
         "bench",
         help="benchmark the served demo against raw ONNX Runtime and the HF pipeline",
@@ -18,8 +20,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "concurrency 1/8/32, raw ONNX Runtime (the ceiling), the HF pipeline, dynamic batching "
             "on vs off, p99 at half load vs idle p50, and T5 served vs generate when present "
             "(--rows standard); the served deployment at saturation from several client processes "
-            "vs its tokenizer alone (--rows overhead). Prints a Markdown table and the goals; "
-            "writes bench.json and bench.md into --out."
+            "vs its tokenizer alone (--rows overhead). With --runtime torch-cuda|torch-cpu it builds the "
+            "deployments on the PyTorch runtime and measures its rows (--rows torch): served at concurrency "
+            "1-128 and at saturation, 32-text requests at half load, raw PyTorch with and without CUDA graphs, "
+            "the HF pipeline and generate on the same device, GPU utilisation and memory. Prints a Markdown "
+            "table and the goals; writes bench.json and bench.md into --out."
         ),
     )
     parser.add_argument("--demo", choices=SIZES, default="full", help="demo checkpoint size")
@@ -34,8 +39,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--no-hf", action="store_true", help="skip the HF pipeline baseline")
     parser.add_argument(
-        "--rows", choices=("standard", "overhead", "all"), help="row sets to measure (default: all for tiny, standard for full)"
+        "--rows",
+        choices=ROW_SETS,
+        help="row sets to measure (default: all for tiny, standard for full, torch with --runtime)",
     )
+    parser.add_argument(
+        "--runtime", choices=RUNTIMES, help="build the deployments with this embedded_runtime"
+    )
+    parser.add_argument("--python-instances", type=int, help="with --runtime: instances of the PyTorch step")
     parser.add_argument("--client-processes", type=int, help="load-generator processes at saturation (default: cores / 2)")
     parser.add_argument("--saturation-seconds", type=float, help="length of each saturation row (default 8, --quick 2)")
     parser.add_argument("--spec", type=Path, help="spec TOML the demo repositories are built from (default: shipped)")
@@ -63,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         saturation_s=args.saturation_seconds,
         spec=args.spec,
         model=args.model,
+        runtime=args.runtime,
+        python_instances=args.python_instances,
     )
     result = run_bench(config, log=lambda line: print(f"  {line}", flush=True))
     print()

@@ -55,6 +55,16 @@ class Gate:
     max_prob_diff: float | None = None
     tie_margin: float = 0.0
 
+    @classmethod
+    def of(cls, model: ModelSpec, tolerance: float | None) -> Gate:
+        """The spec's gate for ``model`` with the output ``tolerance`` of the precision compiled."""
+        return cls(
+            min_agreement=model.gate.min_agreement,
+            tolerance=tolerance,
+            max_prob_diff=model.gate.max_prob_diff,
+            tie_margin=model.gate.tie_margin,
+        )
+
     def check(self, diff: float, agreement: float, prob_diff: float, what: str, failures: list[str]) -> None:
         if self.tolerance is not None and diff > self.tolerance:
             failures.append(f"max |{what} - FP32| = {diff:.3g} > tolerance {self.tolerance:g}")

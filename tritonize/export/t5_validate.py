@@ -15,7 +15,14 @@ from typing import Any
 
 from tritonize.errors import ExportError, ValidationError
 from tritonize.export.t5 import DECODER_FILE, DECODER_WITH_PAST_FILE, ENCODER_FILE, T5_FILES, T5Export
-from tritonize.export.t5_torch import cache_from_flat, decode_with_cache, flat_cache, load_seq2seq, merge_self
+from tritonize.export.t5_torch import (
+    cache_from_flat,
+    decode_with_cache,
+    flat_cache,
+    load_seq2seq,
+    merge_self,
+    step_modules,
+)
 from tritonize.export.tensors import T5_DECODER, T5_DECODER_WITH_PAST, T5_ENCODER, t5_graphs
 from tritonize.export.validate import check_signature, compare, input_batches, open_session
 
@@ -55,6 +62,7 @@ class _StepValidator:
         self.tolerance = tolerance
         self.failures = failures
         self.graphs = t5_graphs(model.config)
+        self.modules = step_modules(model)
         self.max_diff = dict.fromkeys(T5_FILES.values(), 0.0)
 
     def _run(self, component: str, feeds: dict[str, Any], where: str) -> dict[str, Any] | None:
@@ -106,17 +114,8 @@ class _StepValidator:
         return True
 
     def _first_step(self, tokens: Any, t_mask: Any, hidden: Any, where: str) -> tuple[Any, list[Any]] | None:
-        """decoder_model vs PyTorch; returns PyTorch's (logits, flat cache) to go on with."""
-        from transformers.cache_utils import DynamicCache, EncoderDecoderCache
-
-        logits, cache = decode_with_cache(
-            self.model,
-            EncoderDecoderCache(DynamicCache(), DynamicCache()),
-            encoder_outputs=(hidden,),
-            attention_mask=t_mask,
-            decoder_input_ids=tokens,
-        )
-        flat = flat_cache(cache, with_cross=True)
+        """decoder_model vs PyTorch (the module the export traced); returns PyTorch's (logits, flat cache)."""
+        logits, *flat = self.modules[T5_DECODER](tokens, t_mask, hidden)
         feeds = {
             "input_ids": tokens.numpy(),
             "encoder_attention_mask": t_mask.numpy(),

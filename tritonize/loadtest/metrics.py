@@ -15,6 +15,7 @@ import logging
 import re
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,6 +158,21 @@ def fetch_statistics(url: str, protocol: str, timeout: float = 10.0, admin_key: 
     return parse_statistics(payload)
 
 
+def prometheus_samples(text: str) -> Iterator[tuple[str, dict[str, str], float]]:
+    """Every sample of Prometheus text as (metric name, labels, value); comments and bad lines skipped."""
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        match = _SAMPLE.match(line)
+        if not match:
+            continue
+        try:
+            value = float(match["value"])
+        except ValueError:
+            continue
+        yield match["name"], dict(_LABEL.findall(match["labels"] or "")), value
+
+
 def parse_prometheus(text: str) -> dict[str, dict[str, float]]:
     """Parse Prometheus text: ``{metric: {model: value}}`` for the ``nv_inference_*`` counters.
 
@@ -164,18 +180,10 @@ def parse_prometheus(text: str) -> dict[str, dict[str, float]]:
     are kept under ``""``.
     """
     out: dict[str, dict[str, float]] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
+    for name, labels, value in prometheus_samples(text):
+        if name not in PROMETHEUS_COUNTERS:
             continue
-        match = _SAMPLE.match(line)
-        if not match or match["name"] not in PROMETHEUS_COUNTERS:
-            continue
-        labels = dict(_LABEL.findall(match["labels"] or ""))
-        try:
-            value = float(match["value"])
-        except ValueError:
-            continue
-        per_model = out.setdefault(match["name"], {})
+        per_model = out.setdefault(name, {})
         model = labels.get("model", "")
         per_model[model] = per_model.get(model, 0.0) + value
     return out

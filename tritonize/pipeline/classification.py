@@ -7,13 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from tritonize.engines.plan import EnginePlan
+from tritonize.engines.torch_runtime import build_torch_step, classifier_step, require_device, uses_torch
+from tritonize.engines.validate import Gate, Step, ort_step, token_batches, validate_classifier_step
 from tritonize.export.tensors import sequence_classification_graph
 from tritonize.pipeline.checkpoints import load_config, resolve_labels, save_tokenizer_json, validation_texts
-from tritonize.pipeline.compile import Compiled, Exported, compile_graphs
+from tritonize.pipeline.compile import Exported, compile_graphs
 from tritonize.pipeline.deployment import DeploymentBuild, Workspace
 from tritonize.pipeline.plans import gpu_plans
 from tritonize.repository import layout
-from tritonize.repository.artifacts import ClassificationArtifacts
+from tritonize.repository.artifacts import ClassificationArtifacts, StepFiles, TorchStepFiles
 from tritonize.repository.classification import write_classification
 from tritonize.spec import ModelSpec, Target
 
@@ -30,13 +32,21 @@ def plan_classification(model: ModelSpec, checkpoint: str, texts: list[str]) -> 
 
 
 def build_classification(model: ModelSpec, checkpoint: str, ws: Workspace) -> DeploymentBuild:
-    """Export, validate against PyTorch, compile, validate engines, write the four models."""
+    """Export, validate against PyTorch, compile, validate engines, write the four models.
+
+    With an embedded torch runtime the model step is the checkpoint in PyTorch instead, gated
+    against the FP32 ONNX export the same way.
+    """
     from tritonize.export.onnx_export import export_classifier
     from tritonize.export.validate import validate_classifier
 
     options = ws.options
+    torch_runtime = uses_torch(model, options.target)
+    if torch_runtime:
+        require_device(model.engine.embedded_runtime)  # before the export: no CUDA is known at once
     texts = validation_texts(options, model)
-    labels = resolve_labels(model, load_config(checkpoint))
+    config = load_config(checkpoint)
+    labels = resolve_labels(model, config)
     tokenizer_json, pad_id = save_tokenizer_json(checkpoint, ws.workdir / "tokenizer")
     onnx_path = ws.workdir / layout.ONNX_FILE
     log.info("%s: exporting %s to ONNX", model.name, checkpoint)
@@ -44,14 +54,29 @@ def build_classification(model: ModelSpec, checkpoint: str, ws: Workspace) -> De
     log.info("%s: validating ONNX against PyTorch", model.name)
     validation = validate_classifier(checkpoint, onnx_path, texts, model.gate.tolerance, name=model.name)
     step = layout.StepNames(model.name).model
+    entry: dict[str, Any] = {"labels": list(labels), "validation": validation}
+    if torch_runtime:
+        built = build_torch_step(model, checkpoint, config, ws.workdir / "torch")
+        entry["runtime"] = built.report()
+        batches = token_batches(tokenizer_json, model, pad_id, texts)
+        entry["accuracy_gate"] = _gate(built.label(model), onnx_path, classifier_step(built, model, pad_id), built.gate(model), batches)
+        torch_files = TorchStepFiles(files=built.files, parameters=built.parameters)
+        artifacts = ClassificationArtifacts(
+            labels=labels, pad_token_id=pad_id, tokenizer_json=tokenizer_json, model=StepFiles(graph=graph), torch=torch_files
+        )
+        configs = write_classification(ws.repository, model, options.target, artifacts, options.dynamic_batching)
+        return DeploymentBuild.from_configs(entry, configs, ws.repository, ())
     plans = plan_classification(model, checkpoint, texts) if options.target is Target.GPU else {}
     context = ws.compile_context(model, plans)
     compiled = compile_graphs(context, {"model": Exported(step=step, graph=graph, onnx=onnx_path)})
-    entry: dict[str, Any] = {"labels": list(labels), "validation": validation}
     if compiled.report:
         entry["engines"] = compiled.report
     if compiled.candidates:
-        entry["accuracy_gate"] = _gate(model, options.target, onnx_path, compiled, tokenizer_json, pad_id, texts)
+        label = f"{model.name} ({model.engine.precision[options.target].value})"
+        batches = token_batches(tokenizer_json, model, pad_id, texts)
+        with compiled.candidate_steps() as candidates:
+            figures = _gate(label, onnx_path, candidates["model"], compiled.gate(model), batches)
+        entry["accuracy_gate"] = compiled.gate_entry(figures)
     artifacts = ClassificationArtifacts(
         labels=labels, pad_token_id=pad_id, tokenizer_json=tokenizer_json, model=compiled.steps["model"]
     )
@@ -59,25 +84,7 @@ def build_classification(model: ModelSpec, checkpoint: str, ws: Workspace) -> De
     return DeploymentBuild.from_configs(entry, configs, ws.repository, compiled.pending)
 
 
-def _gate(
-    model: ModelSpec,
-    target: Target,
-    onnx_path: Path,
-    compiled: Compiled,
-    tokenizer_json: Path,
-    pad_id: int,
-    texts: list[str],
-) -> dict[str, Any]:
-    """The compiled graph (engine or INT8) against the FP32 ONNX on the validation texts."""
-    from tritonize.engines.validate import ort_step, token_batches, validate_classifier_step
-
-    log.info("%s: accuracy gate of the compiled model step against the FP32 ONNX", model.name)
-    with compiled.candidate_steps() as candidates:
-        figures = validate_classifier_step(
-            f"{model.name} ({model.engine.precision[target].value})",
-            ort_step(onnx_path),
-            candidates["model"],
-            token_batches(tokenizer_json, model, pad_id, texts),
-            compiled.gate(model),
-        )
-    return compiled.gate_entry(figures)
+def _gate(name: str, onnx_path: Path, candidate: Step, gate: Gate, batches: list[dict]) -> dict[str, Any]:
+    """The compiled model step (engine, INT8 graph or PyTorch) against the FP32 ONNX on the validation texts."""
+    log.info("%s: accuracy gate of the compiled model step against the FP32 ONNX", name)
+    return validate_classifier_step(name, ort_step(onnx_path), candidate, batches, gate)

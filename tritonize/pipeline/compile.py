@@ -93,12 +93,7 @@ class Compiled:
         """The accuracy gate: agreement always; for engines also the output tolerance of the
         loosest precision built (INT8 logits are gated through agreement and probabilities)."""
         tolerance = max((model.gate.engine_tolerance[p.precision.precision] for p in self.plans.values()), default=None)
-        return Gate(
-            min_agreement=model.gate.min_agreement,
-            tolerance=tolerance,
-            max_prob_diff=model.gate.max_prob_diff,
-            tie_margin=model.gate.tie_margin,
-        )
+        return Gate.of(model, tolerance)
 
     @contextmanager
     def candidate_steps(self) -> Iterator[dict[str, Step]]:

@@ -7,13 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from tritonize.engines.plan import EnginePlan
+from tritonize.engines.torch_runtime import build_torch_step, require_device, t5_steps, uses_torch
+from tritonize.engines.validate import Gate, Step
 from tritonize.export.tensors import T5_COMPONENTS, t5_graphs
 from tritonize.pipeline.checkpoints import load_config, save_tokenizer_json, validation_texts
-from tritonize.pipeline.compile import Compiled, Exported, compile_graphs
+from tritonize.pipeline.compile import Exported, compile_graphs
 from tritonize.pipeline.deployment import DeploymentBuild, Workspace
 from tritonize.pipeline.plans import gpu_plans
 from tritonize.repository import layout
-from tritonize.repository.artifacts import Text2TextArtifacts
+from tritonize.repository.artifacts import StepFiles, Text2TextArtifacts, TorchStepFiles
 from tritonize.repository.text2text import write_text2text
 from tritonize.spec import ModelSpec, Target
 
@@ -32,11 +34,18 @@ def plan_text2text(model: ModelSpec, checkpoint: str, texts: list[str]) -> dict[
 
 
 def build_text2text(model: ModelSpec, checkpoint: str, ws: Workspace) -> DeploymentBuild:
-    """Export the three graphs, validate them, compile, validate engines, write the deployment."""
+    """Export the three graphs, validate them, compile, validate engines, write the deployment.
+
+    With an embedded torch runtime the entry model runs the checkpoint in PyTorch instead of
+    engine steps, gated against the FP32 ONNX graphs through the same decoding loop.
+    """
     from tritonize.export.t5 import export_t5
     from tritonize.export.t5_validate import validate_t5
 
     options = ws.options
+    torch_runtime = uses_torch(model, options.target)
+    if torch_runtime:
+        require_device(model.engine.embedded_runtime)  # before the export: no CUDA is known at once
     texts = validation_texts(options, model)
     tokenizer_json, pad_id = save_tokenizer_json(checkpoint, ws.workdir / "tokenizer")
     exported = export_t5(checkpoint, ws.workdir / "onnx")
@@ -51,14 +60,29 @@ def build_text2text(model: ModelSpec, checkpoint: str, ws: Workspace) -> Deploym
     graphs = {
         c: Exported(step=names.component(c), graph=exported.graphs[c], onnx=exported.paths[c]) for c in T5_COMPONENTS
     }
+    onnx = {c: g.onnx for c, g in graphs.items()}
+    entry: dict[str, Any] = {"labels": list(model.labels), "validation": validation}
+    gate_inputs = (model, onnx, tokenizer_json, parameters, texts)
+    if torch_runtime:
+        built = build_torch_step(model, checkpoint, load_config(checkpoint), ws.workdir / "torch")
+        entry["runtime"] = built.report()
+        entry["accuracy_gate"] = _gate(built.label(model), t5_steps(built, model), built.gate(model), *gate_inputs)
+        torch_files = TorchStepFiles(files=built.files, parameters=built.parameters)
+        steps = {c: StepFiles(graph=g.graph) for c, g in graphs.items()}
+        artifacts = Text2TextArtifacts(
+            labels=model.labels, tokenizer_json=tokenizer_json, steps=steps, parameters=parameters, torch=torch_files
+        )
+        configs = write_text2text(ws.repository, model, options.target, artifacts, options.dynamic_batching)
+        return DeploymentBuild.from_configs(entry, configs, ws.repository, ())
     plans = plan_text2text(model, checkpoint, texts) if options.target is Target.GPU else {}
     compiled = compile_graphs(ws.compile_context(model, plans), graphs)
-    entry: dict[str, Any] = {"labels": list(model.labels), "validation": validation}
     if compiled.report:
         entry["engines"] = compiled.report
     if compiled.candidates:
-        onnx = {c: g.onnx for c, g in graphs.items()}
-        entry["accuracy_gate"] = _gate(model, options.target, onnx, compiled, tokenizer_json, parameters, texts)
+        label = f"{model.name} ({model.engine.precision[options.target].value})"
+        with compiled.candidate_steps() as candidates:
+            figures = _gate(label, candidates, compiled.gate(model), *gate_inputs)
+        entry["accuracy_gate"] = compiled.gate_entry(figures)
     artifacts = Text2TextArtifacts(
         labels=model.labels, tokenizer_json=tokenizer_json, steps=compiled.steps, parameters=parameters
     )
@@ -67,31 +91,30 @@ def build_text2text(model: ModelSpec, checkpoint: str, ws: Workspace) -> Deploym
 
 
 def _gate(
+    name: str,
+    candidates: dict[str, Step],
+    gate: Gate,
     model: ModelSpec,
-    target: Target,
     onnx: dict[str, Path],
-    compiled: Compiled,
     tokenizer_json: Path,
     parameters: dict[str, str],
     texts: list[str],
 ) -> dict[str, Any]:
-    """The compiled graphs (engines or INT8) against the FP32 ONNX graphs, through the decoding loop."""
+    """The compiled steps (engines, INT8 graphs or PyTorch) against the FP32 ONNX graphs, through the decoding loop."""
     from tritonize.backends.t5_decoding import label_token_ids
     from tritonize.backends.tokenize_step import load_tokenizer
     from tritonize.engines.validate import ort_step, token_batches, validate_t5_steps
 
-    log.info("%s: accuracy gate of the compiled steps against the FP32 ONNX graphs", model.name)
+    log.info("%s: accuracy gate of the compiled steps against the FP32 ONNX graphs", name)
     decoding = {k: int(v) for k, v in parameters.items()}
     tokenizer = load_tokenizer(str(tokenizer_json.parent), model.max_input_length)
-    with compiled.candidate_steps() as candidates:
-        figures = validate_t5_steps(
-            f"{model.name} ({model.engine.precision[target].value})",
-            {c: ort_step(path) for c, path in onnx.items()},
-            candidates,
-            token_batches(tokenizer_json, model, decoding["pad_token_id"], texts),
-            decoding,
-            label_token_ids(tokenizer, model.labels) if model.labels else [],
-            max(model.generation.max_new_tokens, GATE_NEW_TOKENS),
-            compiled.gate(model),
-        )
-    return compiled.gate_entry(figures)
+    return validate_t5_steps(
+        name,
+        {c: ort_step(path) for c, path in onnx.items()},
+        candidates,
+        token_batches(tokenizer_json, model, decoding["pad_token_id"], texts),
+        decoding,
+        label_token_ids(tokenizer, model.labels) if model.labels else [],
+        max(model.generation.max_new_tokens, GATE_NEW_TOKENS),
+        gate,
+    )

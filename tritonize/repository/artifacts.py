@@ -26,6 +26,15 @@ class StepFiles:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TorchStepFiles:
+    """The embedded target's PyTorch model step: the checkpoint files (safetensors + config) its
+    version directory gets, and the config parameters it loads them with (class, plans, device)."""
+
+    files: dict[str, Path]
+    parameters: dict[str, str]
+
+
+@dataclass(frozen=True, kw_only=True)
 class ClassificationArtifacts:
     """Files a classification deployment is assembled from."""
 
@@ -33,6 +42,7 @@ class ClassificationArtifacts:
     pad_token_id: int
     tokenizer_json: Path
     model: StepFiles
+    torch: TorchStepFiles | None = None  # set: the fused step runs the model in PyTorch
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,3 +53,4 @@ class Text2TextArtifacts:
     tokenizer_json: Path
     steps: dict[str, StepFiles]  # keyed by component (encoder, decoder, decoder_with_past)
     parameters: dict[str, str]  # token ids and layer count the decoding loop needs
+    torch: TorchStepFiles | None = None  # set: the entry model runs the model in PyTorch (no engine steps)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tritonize.errors import RepositoryError
 from tritonize.export.tensors import sequence_classification_graph
 from tritonize.repository import layout, steps
 from tritonize.repository.artifacts import ClassificationArtifacts
@@ -23,12 +24,22 @@ from tritonize.spec import ModelSpec, Target
 
 
 def classification_configs(
-    model: ModelSpec, target: Target, num_labels: int, pad_token_id: int, dynamic_batching: bool = True
+    model: ModelSpec,
+    target: Target,
+    num_labels: int,
+    pad_token_id: int,
+    dynamic_batching: bool = True,
+    torch_parameters: dict[str, str] | None = None,
 ) -> list[TritonModelConfig]:
-    """Every config of the deployment, ensemble first. Raises RepositoryError if miswired."""
+    """Every config of the deployment, ensemble first. Raises RepositoryError if miswired.
+
+    ``torch_parameters``: the fused step runs the model in PyTorch (embedded torch runtimes).
+    """
     names = layout.StepNames(model.name)
+    if torch_parameters is not None and not is_fused(model, target):
+        raise RepositoryError(f"{model.name}: the PyTorch runtime runs in the embedded target's fused step only")
     if is_fused(model, target):
-        fused = steps.fused_step(model, names.model, num_labels, pad_token_id, dynamic_batching)
+        fused = steps.fused_step(model, names.model, num_labels, pad_token_id, dynamic_batching, torch_parameters)
         chain = [(fused, {"TEXT": "TEXT"}, {t.name: t.name for t in fused.outputs})]
     else:
         graph = sequence_classification_graph(num_labels)
@@ -64,10 +75,13 @@ def is_fused(model: ModelSpec, target: Target) -> bool:
 def _write_fused(repository: Path, model: ModelSpec, artifacts: ClassificationArtifacts) -> None:
     names = layout.StepNames(model.name)
     helpers = ("tokenize_step", "onnx_runner", "postprocess_step")
+    files = artifacts.model.files
+    if artifacts.torch is not None:
+        helpers, files = (*helpers, "torch_models"), artifacts.torch.files
     entry = layout.install_python_model(repository, names.model, "fused_classifier", helpers=helpers)
     layout.copy_file(artifacts.tokenizer_json, entry.parent, layout.TOKENIZER_FILE)
     layout.write_labels(repository / names.model, artifacts.labels)
-    for name, src in artifacts.model.files.items():
+    for name, src in files.items():
         layout.copy_file(src, entry.parent, name)
 
 
@@ -80,7 +94,10 @@ def write_classification(
 ) -> list[Path]:
     """Write the deployment's model directories (four, or two when fused); returns the config paths."""
     names = layout.StepNames(model.name)
-    configs = classification_configs(model, target, len(artifacts.labels), artifacts.pad_token_id, dynamic_batching)
+    torch_parameters = artifacts.torch.parameters if artifacts.torch is not None else None
+    configs = classification_configs(
+        model, target, len(artifacts.labels), artifacts.pad_token_id, dynamic_batching, torch_parameters
+    )
     written = [write_config(c, repository) for c in configs]
     layout.write_labels(repository / model.name, artifacts.labels)
     if is_fused(model, target):

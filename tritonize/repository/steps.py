@@ -18,7 +18,7 @@ from tritonize.repository.triton_config import (
     TensorConfig,
     TritonModelConfig,
 )
-from tritonize.spec import ModelSpec, Target
+from tritonize.spec import ModelSpec, Runtime, Target
 
 TEXT_INPUT = TensorConfig(name="TEXT", data_type="TYPE_STRING", dims=(1,))
 TENSORRT_PLATFORM = "tensorrt_plan"
@@ -92,12 +92,30 @@ def tokenizer_parameters(model: ModelSpec, pad_token_id: int) -> dict[str, str]:
     }
 
 
-def fused_step(model: ModelSpec, name: str, num_labels: int, pad_token_id: int, dynamic_batching: bool) -> TritonModelConfig:
-    """The embedded target's fused step (tokenizer + ONNX Runtime + postprocess in one Python model).
+def torch_placement(model: ModelSpec) -> dict[str, object]:
+    """Where a torch-runtime step's instances go: ``KIND_GPU`` on the spec's GPUs (every GPU when
+    it names none) for torch-cuda, ``KIND_CPU`` for torch-cpu."""
+    if model.engine.embedded_runtime is Runtime.TORCH_CUDA:
+        return {"instance_kind": KIND_GPU, "instance_gpus": tuple(model.engine.instance_gpus)}
+    return {"instance_kind": KIND_CPU}
+
+
+def fused_step(
+    model: ModelSpec,
+    name: str,
+    num_labels: int,
+    pad_token_id: int,
+    dynamic_batching: bool,
+    torch_parameters: dict[str, str] | None = None,
+) -> TritonModelConfig:
+    """The embedded target's fused step (tokenizer + model + postprocess in one Python model).
 
     Its ``max_batch_size`` is the Python steps' (whole requests merge into one execute) and it
-    never waits to fill a batch: while it computes, the queue fills by itself.
+    never waits to fill a batch: while it computes, the queue fills by itself. The model runs in
+    ONNX Runtime, or in PyTorch when the build hands ``torch_parameters`` (then instances are
+    placed by :func:`torch_placement`).
     """
+    placement = torch_placement(model) if torch_parameters is not None else {}
     return TritonModelConfig(
         name=name,
         backend="python",
@@ -108,9 +126,11 @@ def fused_step(model: ModelSpec, name: str, num_labels: int, pad_token_id: int, 
         instance_count=model.python.python_instances,
         parameters={
             **tokenizer_parameters(model, pad_token_id),
-            "engine_batch": str(model.batching.max_batch_size),
+            "engine_batch": str(model.engine_batch),
             "intra_op_num_threads": "0",
+            **(torch_parameters or {}),
         },
+        **placement,
     )
 
 

@@ -30,10 +30,11 @@ from tritonize.spec import ModelSpec, Target
 
 
 def generate_model_config(
-    model: ModelSpec, num_labels: int, dynamic_batching: bool, parameters: dict[str, str], instance_kind: str = KIND_CPU
+    model: ModelSpec, num_labels: int, dynamic_batching: bool, parameters: dict[str, str], **placement: object
 ) -> TritonModelConfig:
-    """The entry (BLS) model. ``KIND_GPU`` on the gpu target: Triton then starts ``generate_instances``
-    per GPU and tells each its device, where it keeps its torch work and asks for step outputs."""
+    """The entry (BLS) model. ``placement`` (``instance_kind``, ``instance_gpus``): ``KIND_GPU`` on the
+    gpu target, where Triton starts ``generate_instances`` per GPU and tells each its device, where it
+    keeps its torch work and asks for step outputs; the torch runtimes place it as their steps."""
     outputs = (
         TensorConfig(name="GENERATED_TEXT", data_type="TYPE_STRING", dims=(1,)),
         TensorConfig(name="OUTPUT_IDS", data_type="TYPE_INT64", dims=(-1,)),
@@ -51,8 +52,8 @@ def generate_model_config(
         outputs=outputs,
         dynamic_batching=steps.python_batcher(dynamic_batching),
         instance_count=model.batching.generate_instances,
-        instance_kind=instance_kind,
         parameters=parameters,
+        **placement,
     )
 
 
@@ -63,19 +64,32 @@ def text2text_configs(
     parameters: dict[str, str],
     num_labels: int,
     dynamic_batching: bool = True,
+    torch_parameters: dict[str, str] | None = None,
 ) -> list[TritonModelConfig]:
-    """Entry (BLS) config first, then one engine step per component."""
+    """Entry (BLS) config first, then one engine step per component.
+
+    ``torch_parameters`` (embedded torch runtimes): the entry model runs the three components in
+    PyTorch itself, so there are no engine steps and the KV cache never leaves its process.
+    """
     names = layout.StepNames(model.name)
-    engine_steps = [
-        steps.engine_step(model, names.component(c), graphs[c], target, dynamic_batching) for c in COMPONENTS
-    ]
-    params = {
+    common = {
         **parameters,
-        **{f"{c}_model": names.component(c) for c in COMPONENTS},
         "max_new_tokens": str(model.generation.max_new_tokens),
         "max_new_tokens_limit": str(model.generation.max_new_tokens_limit),
         "max_input_length": str(model.max_input_length),
         "length_buckets": ",".join(str(b) for b in model.length_buckets),
+    }
+    if torch_parameters is not None:
+        entry = generate_model_config(
+            model, num_labels, dynamic_batching, {**common, **torch_parameters}, **steps.torch_placement(model)
+        )
+        return steps.with_queue_policy(model, [entry])
+    engine_steps = [
+        steps.engine_step(model, names.component(c), graphs[c], target, dynamic_batching) for c in COMPONENTS
+    ]
+    params = {
+        **common,
+        **{f"{c}_model": names.component(c) for c in COMPONENTS},
         "step_max_batch_size": str(model.batching.max_batch_size),
         # Where BLS step outputs live: on the GPU the KV cache stays there between steps (DLPack).
         "step_memory": "gpu" if target is Target.GPU else "cpu",
@@ -92,15 +106,25 @@ def write_text2text(
     artifacts: Text2TextArtifacts,
     dynamic_batching: bool = True,
 ) -> list[Path]:
-    """Write the entry model and the three engine steps; returns the config paths."""
+    """Write the entry model and the three engine steps (torch runtimes: the entry model with the
+    checkpoint beside it); returns the config paths."""
     names = layout.StepNames(model.name)
     graphs = {component: step.graph for component, step in artifacts.steps.items()}
-    configs = text2text_configs(model, target, graphs, artifacts.parameters, len(artifacts.labels), dynamic_batching)
+    torch_step = artifacts.torch
+    configs = text2text_configs(
+        model, target, graphs, artifacts.parameters, len(artifacts.labels), dynamic_batching,
+        torch_step.parameters if torch_step is not None else None,
+    )  # fmt: skip
     written = [write_config(c, repository) for c in configs]
-    entry = layout.install_python_model(repository, model.name, "t5_generate", helpers=("tokenize_step", "t5_decoding"))
+    helpers = ("tokenize_step", "t5_decoding") + (("torch_models",) if torch_step is not None else ())
+    entry = layout.install_python_model(repository, model.name, "t5_generate", helpers=helpers)
     layout.copy_file(artifacts.tokenizer_json, entry.parent, layout.TOKENIZER_FILE)
     if artifacts.labels:
         layout.write_labels(repository / model.name, artifacts.labels)
+    if torch_step is not None:
+        for name, src in torch_step.files.items():
+            layout.copy_file(src, entry.parent, name)
+        return written
     for component in COMPONENTS:
         layout.install_engine_step(repository, names.component(component), target, artifacts.steps[component])
     return written

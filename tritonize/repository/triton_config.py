@@ -115,6 +115,7 @@ class TritonModelConfig:
     dynamic_batching: DynamicBatching | None = None
     instance_count: int = 1
     instance_kind: str = KIND_CPU
+    instance_gpus: tuple[int, ...] = ()  # KIND_GPU: instance_count instances on each (empty: every GPU)
     default_model_filename: str | None = None
     parameters: dict[str, str] = field(default_factory=dict)
     ensemble_steps: tuple[EnsembleStep, ...] = ()
@@ -141,7 +142,10 @@ class TritonModelConfig:
             return out  # ensembles take no instance group or batcher of their own
         if self.dynamic_batching is not None:
             out["dynamic_batching"] = self.dynamic_batching.to_dict()
-        out["instance_group"] = [{"count": self.instance_count, "kind": self.instance_kind}]
+        group: dict[str, Any] = {"count": self.instance_count, "kind": self.instance_kind}
+        if self.instance_gpus:
+            group["gpus"] = list(self.instance_gpus)
+        out["instance_group"] = [group]
         if self.parameters:
             out["parameters"] = {k: {"string_value": v} for k, v in self.parameters.items()}
         return out
