@@ -26,10 +26,8 @@ from tritonize.spec import Precision, Runtime, Spec, load_spec
 
 pytestmark = pytest.mark.triton
 SHIPPED = load_spec()
-CLASSIFIER = dataclasses.replace(
-    SHIPPED.get("distilbert_emotion"), embedded_runtime=Runtime.TORCH_CPU, python_instances=1
-)
-GENERATOR = dataclasses.replace(SHIPPED.get("t5_small_emotion"), embedded_runtime=Runtime.TORCH_CPU)
+CLASSIFIER = SHIPPED.get("distilbert_emotion").replace(embedded_runtime=Runtime.TORCH_CPU, python_instances=1)
+GENERATOR = SHIPPED.get("t5_small_emotion").replace(embedded_runtime=Runtime.TORCH_CPU)
 TEXTS = [e.text for e in builtin_emotion()] + ["i feel " + "really " * 60 + "happy today", "word " * 700]
 
 
@@ -61,7 +59,7 @@ def test_build_writes_the_checkpoint_plan_and_gate_of_the_torch_step(torch_repos
     entry = report["models"][CLASSIFIER.name]
     assert entry["runtime"]["runtime"] == "torch-cpu" and entry["runtime"]["plans"]["model"]["precision"] == "fp32"
     assert entry["accuracy_gate"]["top1_agreement"] == 1.0
-    assert entry["accuracy_gate"]["max_abs_diff"] < CLASSIFIER.engine_tolerance[Precision.FP32]
+    assert entry["accuracy_gate"]["max_abs_diff"] < CLASSIFIER.gate.engine_tolerance[Precision.FP32]
     step = torch_repository / f"{CLASSIFIER.name}_model"
     assert {"config.json", "model.safetensors", "model.py"} <= {p.name for p in (step / "1").iterdir()}
     assert not (step / "1" / "model.onnx").exists()
@@ -88,7 +86,7 @@ def test_served_torch_classifier_matches_the_onnx_runtime_deployment_within_the_
         pipeline_shaped = client.classify(TEXTS[:3], CLASSIFIER.name)
     ours, theirs = np.concatenate(torch_probs), np.concatenate(ort_probs)
     assert ours.shape == (len(TEXTS), 6)
-    assert float(np.abs(ours - theirs).max()) < CLASSIFIER.tolerance
+    assert float(np.abs(ours - theirs).max()) < CLASSIFIER.gate.tolerance
     assert torch_labels == ort_labels and len(set(torch_labels)) >= 2
     assert [r["label"] for r in pipeline_shaped] == [label.decode() for label in torch_labels[:3]]
 
@@ -115,7 +113,7 @@ def test_served_torch_t5_is_token_exact_with_the_onnx_deployment_and_generate(
     with TritonizeClient(triton_server.grpc_url, timeout=120) as reference:
         theirs, their_probs = _served_generation(reference, GENERATOR.name, texts, 4)
     assert ours == theirs and len({tuple(t) for t in ours}) >= 2
-    assert float(np.abs(our_probs - their_probs).max()) < GENERATOR.tolerance
+    assert float(np.abs(our_probs - their_probs).max()) < GENERATOR.gate.tolerance
     checkpoint = json.loads((torch_repository / "build_report.json").read_text())["models"][GENERATOR.name]["checkpoint"]
     tokenizer, model = AutoTokenizer.from_pretrained(checkpoint), AutoModelForSeq2SeqLM.from_pretrained(checkpoint).eval()
     generated = []
@@ -133,7 +131,7 @@ def test_torch_steps_answer_bad_input_clearly_and_keep_serving(torch_server) -> 
             client.infer_raw(CLASSIFIER.name, ["fine", "   "], ["LABEL"])
         with pytest.raises(InvalidRequestError, match="TEXT item 0 is not valid UTF-8"):
             client.infer_raw(CLASSIFIER.name, [b"\xff\xfe"], ["LABEL"])
-        with pytest.raises(InvalidRequestError, match=f"max_new_tokens must be in 1..{GENERATOR.max_new_tokens_limit}"):
+        with pytest.raises(InvalidRequestError, match=f"max_new_tokens must be in 1..{GENERATOR.generation.max_new_tokens_limit}"):
             client.infer_raw(GENERATOR.name, ["i am sad"], ["OUTPUT_IDS"], extra_inputs={"max_new_tokens": np.array([[0]], dtype=np.int32)})
         assert client.classify(["i am so happy"], CLASSIFIER.name)[0]["label"]
         assert client.generate(["i am so happy"], GENERATOR.name)[0]["generated_text"]
@@ -159,7 +157,7 @@ def _cuda_repository(torch_repository: Path, out: Path, instance_kind: str | Non
     params = {k: v.string_value for k, v in parse_pbtxt((out / step / "config.pbtxt").read_text()).parameters.items()}
     torch_params = {k: params[k] for k in ("torch_model_class", "torch_plans")}
     torch_params.update(runtime="torch-cuda", device="cuda", cuda_graphs="true")
-    model = dataclasses.replace(CLASSIFIER, embedded_runtime=Runtime.TORCH_CUDA)
+    model = CLASSIFIER.replace(embedded_runtime=Runtime.TORCH_CUDA)
     configs = classification_configs(model, Target.EMBEDDED, 6, int(params["pad_token_id"]), True, torch_params)
     for config in configs:
         if config.name == step and instance_kind:
