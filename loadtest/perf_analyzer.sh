@@ -3,7 +3,7 @@
 #
 #   loadtest/perf_analyzer.sh                                   # server already on 8000/8001
 #   loadtest/perf_analyzer.sh --start-server --repository model_repository
-#   loadtest/perf_analyzer.sh --model distilbert_emotion --concurrency 1:32:8 --corpus ../shared/data/emotion/val.txt
+#   loadtest/perf_analyzer.sh --model distilbert_emotion --concurrency 1:32:8 --corpus my_labelled_texts.txt
 #
 # Recipe (works without a GPU or Docker): perf_analyzer ships in the tritonclient 2.51 wheel,
 # installed into its own venv (.cache/perf-venv) so it never touches the project's tritonclient;

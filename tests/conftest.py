@@ -19,6 +19,22 @@ def instance_count(config) -> int:
     return sum(group.count for group in config.instance_group) or 1
 
 
+# Real labelled text for the tests that read it (emotion/val.txt, imdb/sample.tsv under this
+# folder); the suite runs without it, those tests skip. Example: TRITONIZE_TEST_DATA=/data/text pytest
+TEST_DATA_ENV = "TRITONIZE_TEST_DATA"
+
+
+def data_file(*parts: str) -> Path:
+    """``$TRITONIZE_TEST_DATA/<parts>``; skips the calling test, saying what is missing, when unset or absent."""
+    root = os.environ.get(TEST_DATA_ENV)
+    if not root:
+        pytest.skip(f"{TEST_DATA_ENV} is not set (a folder holding {'/'.join(parts)})")
+    path = Path(root).joinpath(*parts)
+    if not path.is_file():
+        pytest.skip(f"{path} is not present (under {TEST_DATA_ENV})")
+    return path
+
+
 def _has_pytriton() -> bool:
     import importlib.util
 

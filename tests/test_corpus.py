@@ -1,10 +1,11 @@
-"""Built-in corpora, the two corpus file formats and the shared-data lookup."""
+"""Built-in corpora, the two corpus file formats, and real data files when TRITONIZE_TEST_DATA names them."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from conftest import data_file
 
 from tritonize.corpus import (
     EMOTION_LABELS,
@@ -13,7 +14,6 @@ from tritonize.corpus import (
     builtin_emotion,
     builtin_reviews,
     load_corpus,
-    shared_data_path,
 )
 
 
@@ -68,22 +68,12 @@ def test_load_corpus_raises_when_file_missing_or_empty(tmp_path: Path):
         load_corpus(tmp_path / "empty.txt")
 
 
-def test_shared_data_path_returns_none_when_absent():
-    assert shared_data_path("no-such-dataset", "x.txt") is None
-
-
-def test_load_corpus_reads_shared_emotion_val_when_present():
-    path = shared_data_path("emotion", "val.txt")
-    if path is None:
-        pytest.skip("shared/data/emotion/val.txt not beside this checkout")
-    examples = load_corpus(path)
+def test_load_corpus_reads_emotion_val_when_test_data_given():
+    examples = load_corpus(data_file("emotion", "val.txt"))
     assert len(examples) > 1000
     assert {e.label for e in examples} == set(EMOTION_LABELS)
 
 
-def test_load_corpus_reads_shared_imdb_sample_when_present():
-    path = shared_data_path("imdb", "sample.tsv")
-    if path is None:
-        pytest.skip("shared/data/imdb/sample.tsv not beside this checkout")
-    examples = load_corpus(path)
+def test_load_corpus_reads_imdb_sample_when_test_data_given():
+    examples = load_corpus(data_file("imdb", "sample.tsv"))
     assert {e.label for e in examples} == {"positive", "negative"}

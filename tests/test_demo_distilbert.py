@@ -83,9 +83,10 @@ def test_make_demo_checkpoint_raises_when_demo_or_size_unknown():
 
 
 def test_tiny_demo_answers_demo_and_readme_sentences_correctly_when_built_without_file():
-    from tritonize.commands.demo import SENTENCES
+    from tritonize.corpus import EMOTION_LABELS
+    from tritonize.demo.sentences import SENTENCES
 
-    expected = dict(zip(SENTENCES, ["joy", "sadness", "anger", "fear"]))
+    expected = {s.text: s.expected(EMOTION_LABELS) for s in SENTENCES}
     expected.update({"i feel great": "joy", "i love this": "love", "i feel great today": "joy"})
     path = str(tiny_checkpoint("distilbert"))
     classify = pipeline("text-classification", model=path, tokenizer=path, device="cpu")

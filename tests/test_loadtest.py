@@ -210,6 +210,29 @@ def test_locust_command_loads_soak_shape_instead_of_users_when_soak(tmp_path: Pa
     assert command[command.index("--soak-spike-users") + 1] == "9" and config.duration_s == 5
 
 
+def test_default_locustfiles_are_package_data_not_checkout_files(tmp_path: Path) -> None:
+    import tritonize
+
+    config = LoadtestConfig(out=tmp_path)
+    package = Path(tritonize.__file__).resolve().parent
+    for path in (config.locustfile, config.shape_file):
+        assert path.is_file() and path.resolve().parent == package / "loadtest" / "locustfiles"
+
+
+def test_checkout_locustfiles_load_the_packaged_users_and_shape_with_plain_locust() -> None:
+    """``locust -f loadtest/locustfile.py,loadtest/soak_shape.py`` (the thin checkout files) still works."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    files = ",".join(str(root / "loadtest" / name) for name in ("locustfile.py", "soak_shape.py"))
+    done = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", files, "--list"], capture_output=True, text=True, timeout=120, cwd=root
+    )
+    assert done.returncode == 0, done.stderr
+    assert {"TritonGrpcUser", "TritonHttpUser"} <= set(done.stdout.split())  # both files imported cleanly
+
+
 def test_mapped_shm_bytes_counts_shared_memory_this_process_maps_when_linux() -> None:
     import os
     from multiprocessing import shared_memory

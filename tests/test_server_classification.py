@@ -9,9 +9,10 @@ import urllib.request
 import numpy as np
 import pytest
 from _concurrency import model_stats, run_concurrently
+from conftest import data_file
 
 from tritonize.client import TritonizeClient, classify
-from tritonize.corpus import builtin_emotion, load_corpus, shared_data_path
+from tritonize.corpus import builtin_emotion, load_corpus
 from tritonize.errors import InferenceError, ModelNotFoundError, ServerUnavailableError
 from tritonize.server import free_port
 
@@ -57,11 +58,8 @@ def test_served_probabilities_match_hf_pipeline_on_builtin_corpus(triton_server,
     assert float(served.std(axis=0).max()) > 1e-3
 
 
-def test_served_probabilities_match_hf_pipeline_on_shared_emotion_val(triton_server, hf_pipeline):
-    path = shared_data_path("emotion", "val.txt")
-    if path is None:
-        pytest.skip("../shared/data/emotion/val.txt is not present")
-    texts = [e.text for e in load_corpus(path)[:200]]
+def test_served_probabilities_match_hf_pipeline_on_emotion_val(triton_server, hf_pipeline):
+    texts = [e.text for e in load_corpus(data_file("emotion", "val.txt"))[:200]]
     served = _served_probabilities(triton_server, texts, "grpc")
     diff = float(np.abs(served - _hf_probabilities(hf_pipeline, texts)).max())
     print(f"parity shared val: {len(texts)} texts, max |diff| = {diff:.2e}")

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _concurrency import model_stats, run_concurrently
-from conftest import loopback_config
+from conftest import data_file, loopback_config
 
 from tritonize.client import TritonizeClient
-from tritonize.corpus import builtin_emotion, builtin_reviews, load_corpus, shared_data_path
+from tritonize.corpus import builtin_emotion, builtin_reviews, load_corpus
 from tritonize.errors import InferenceError
 from tritonize.spec import load_spec
 
@@ -26,9 +26,7 @@ if not T5_MODELS:
 
 def _corpus(name: str, shared: bool) -> list[str]:
     if shared:
-        path = shared_data_path("imdb", "sample.tsv") if "imdb" in name else shared_data_path("emotion", "val.txt")
-        if path is None:
-            pytest.skip("../shared/data is not present")
+        path = data_file("imdb", "sample.tsv") if "imdb" in name else data_file("emotion", "val.txt")
         return [e.text for e in load_corpus(path)[:200]]
     return [e.text for e in (builtin_reviews() if "imdb" in name else builtin_emotion())]
 

@@ -2,7 +2,8 @@
 
 Subcommands live in ``tritonize/commands/<name>.py``; each module exposes
 ``register(subparsers)`` (which sets ``func`` on its parser). A :class:`TritonizeError`
-exits 1 with its message, not a traceback.
+exits 1 with its message, not a traceback; so does a missing optional dependency, naming the
+extra that installs it (:mod:`tritonize.extras`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,14 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except TritonizeError as exc:
         print(f"tritonize: error: {exc}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as exc:  # an optional dependency: name the extra that installs it
+        from tritonize.extras import missing_extra
+
+        error = missing_extra(exc, args.command)
+        if error is None:
+            raise
+        print(f"tritonize: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -9,15 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from tritonize.demo import SIZES
-
-SENTENCES = [
-    "i am so happy today, everything went right",
-    "i feel lonely and sad since you left",
-    "this makes me furious, how dare they",
-    "i am scared of what tomorrow brings",
-]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,6 +31,7 @@ def _free_or_default(default: int) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from tritonize.client import TritonizeClient
+    from tritonize.demo import demo_labels
     from tritonize.pipeline import BuildOptions, build
     from tritonize.server import EmbeddedServer, ServerConfig
     from tritonize.spec import load_spec
@@ -53,17 +48,34 @@ def run(args: argparse.Namespace) -> int:
         metrics_port=_free_or_default(METRICS_PORT),
     )
     print("== starting the embedded Triton server", flush=True)
+    right = total = 0
     with EmbeddedServer(config) as server:
         print(f"ready: HTTP {server.http_url}, gRPC {server.grpc_url}", flush=True)
         for protocol, url in (("http", server.http_url), ("grpc", server.grpc_url)):
             with TritonizeClient(url, protocol, inference_key=config.client_inference_key) as client:
                 for model in spec.models:
-                    if model.is_generative:
-                        result = client.generate(SENTENCES[:2], model=model.name)
-                    else:
-                        result = client.classify(SENTENCES, model=model.name)
                     print(f"== {protocol.upper()} {model.name}", flush=True)
-                    for text, answer in zip(SENTENCES, result):
-                        print(f"  {text!r} -> {json.dumps(answer)}", flush=True)
+                    for sentence, answer in _ask(client, model):
+                        expected = sentence.expected(demo_labels(model))
+                        got = answer.get("label", answer.get("generated_text"))
+                        judged = expected is not None
+                        right, total = right + (judged and got == expected), total + judged
+                        note = f"  (expected {expected})" if judged and got != expected else ""
+                        print(f"  {sentence.text!r} -> {json.dumps(answer)}{note}", flush=True)
     print("== server stopped", flush=True)
+    print(f"== {right} of {total} answers as expected", flush=True)
+    if right < total and args.size != SIZES[0]:
+        print("   (the full-size demo checkpoints have the seeds' dimensions for speed; they train briefly)", flush=True)
     return 0
+
+
+def _ask(client: Any, model: Any) -> list[tuple[Any, dict[str, Any]]]:
+    """The demo sentences for ``model`` and its answers (HF pipeline output, one dict per sentence)."""
+    from tritonize.demo.sentences import SENTENCES
+
+    texts = [s.text for s in SENTENCES]
+    if model.is_generative:
+        answers = client.generate(texts, model=model.name)
+    else:
+        answers = client.classify(texts, model=model.name)
+    return list(zip(SENTENCES, answers))

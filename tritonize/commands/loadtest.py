@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "loadtest",
         help="load-test a served model with Locust (headless) and summarise client and server side",
         description=(
-            "Runs `locust -f loadtest/locustfile.py --headless` as a subprocess, snapshots Triton's "
+            "Runs Locust headless on tritonize's locustfile as a subprocess, snapshots Triton's "
             "statistics and metrics before and after, and writes summary.json, summary.md, Locust's "
             "CSV/HTML reports and a throughput/latency plot into --out."
         ),
@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_inference_key_argument(parser)
     parser.add_argument("--start-server", action="store_true", help="start an embedded server on free ports")
     parser.add_argument("--repository", type=Path, help="model repository for --start-server")
-    parser.add_argument("--locustfile", type=Path, help="default: loadtest/locustfile.py of the source tree")
+    parser.add_argument("--locustfile", type=Path, help="default: the locustfile shipped in tritonize.loadtest.locustfiles")
     parser.add_argument("--out", type=Path, default=Path("loadtest/results"), help="output directory")
     soak = parser.add_argument_group(
         "soak", "--shape soak: ramp to --users, hold, spike to --spike-users, recover; memory sampled throughout"

@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +70,10 @@ def recipe_digest(demo: str) -> str:
 
     from tritonize.corpus import DATA_DIR
 
-    here = Path(__file__).resolve().parent
+    here = resources.files("tritonize.demo")
     module = "distilbert.py" if demo in DISTILBERT_DEMOS else "t5.py"
     digest = hashlib.sha256()
-    for path in [here / module, here / "tokenizer_training.py", *sorted(DATA_DIR.iterdir())]:
+    for path in [here / module, here / "tokenizer_training.py", *sorted(DATA_DIR.iterdir(), key=lambda p: p.name)]:
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:16]
 

@@ -53,10 +53,10 @@ FILE_BATCH = 32
 
 def demo_tokenizer(extra_texts: tuple[str, ...] | list[str] = ()):
     """The WordPiece tokenizer of the DistilBERT demo, trained on every built-in text (and ``extra_texts``)."""
-    from tritonize.corpus import builtin_emotion, builtin_emotion_train, builtin_reviews
+    from tritonize.corpus import builtin_texts
     from tritonize.demo.tokenizer_training import train_wordpiece
 
-    texts = [e.text for e in (*builtin_emotion(), *builtin_emotion_train(), *builtin_reviews())] + list(extra_texts)
+    texts = builtin_texts() + list(extra_texts)
     return train_wordpiece(texts, FILE_TOKENIZER_VOCAB if extra_texts else TOKENIZER_VOCAB)
 
 

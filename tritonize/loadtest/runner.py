@@ -1,6 +1,6 @@
 """Run Locust headless against a Triton server and summarise client and server side.
 
-Locust runs as a subprocess (``locust -f loadtest/locustfile.py --headless ...``): ``import
+Locust runs as a subprocess (``locust -f tritonize/loadtest/locustfiles/locustfile.py --headless ...``): ``import
 locust`` monkey-patches the process with gevent, which must not happen to the caller (or to a
 server started in-process). Before and after the run the server's statistics and metrics are
 snapshotted; the summary works on the difference, so other traffic before the run does not count.
@@ -19,10 +19,12 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from tritonize.errors import TritonizeError
+from tritonize.extras import require
 from tritonize.loadtest.distributed import WORKER_LOG, locust_workers
 from tritonize.loadtest.gates import Gates
 from tritonize.loadtest.metrics import fetch_statistics, metrics_delta, scrape_metrics, stats_delta
@@ -45,14 +47,28 @@ class LoadtestError(TritonizeError, RuntimeError):
     """A load test could not run or produced no results; the message carries Locust's log tail."""
 
 
+LOCUST_MODULES = ("locust", "psutil")  # what a run imports: in the Locust subprocess, and to sample memory
+LOCUSTFILES = "tritonize.loadtest.locustfiles"  # the package holding the locustfiles Locust loads
+
+
+def packaged_locustfile(name: str) -> Path:
+    """A locustfile shipped in :mod:`tritonize.loadtest.locustfiles`, as a file Locust can load.
+
+    Found through :mod:`importlib.resources`, so a wheel installed anywhere finds it; an
+    installation that is not plain files (a zip import) gets a path that fails
+    :class:`LoadtestConfig`'s "not found" check instead of a broken Locust run.
+    """
+    return Path(str(resources.files(LOCUSTFILES).joinpath(name)))
+
+
 def default_locustfile() -> Path:
-    """``loadtest/locustfile.py`` of the source tree this package was installed from (editable)."""
-    return Path(__file__).resolve().parents[2] / "loadtest" / "locustfile.py"
+    """The packaged ``locustfile.py`` (the users ``loadtest/locustfile.py`` of a checkout imports)."""
+    return packaged_locustfile("locustfile.py")
 
 
 def default_shape_file() -> Path:
-    """``loadtest/soak_shape.py`` next to the default locustfile (the soak ``LoadTestShape``)."""
-    return Path(__file__).resolve().parents[2] / "loadtest" / "soak_shape.py"
+    """The packaged ``soak_shape.py`` (the soak ``LoadTestShape``), loaded beside the locustfile."""
+    return packaged_locustfile("soak_shape.py")
 
 
 def parse_run_time(run_time: str) -> float:
@@ -256,10 +272,12 @@ def run_loadtest(config: LoadtestConfig) -> LoadtestSummary:
     """Snapshot server counters, run Locust, snapshot again; write summary JSON/Markdown and a plot.
 
     Raises:
+        MissingExtraError: Locust or psutil is not installed (the ``loadtest`` extra).
         ServerUnavailableError: nothing answers at ``config.url`` (checked before Locust starts).
         CorpusError: the corpus file is malformed.
         LoadtestError: Locust failed.
     """
+    require(*LOCUST_MODULES)
     corpus_texts(config.corpus)  # a malformed corpus fails here, naming file and line, not in every user
     url = config.target_url
     before = fetch_statistics(url, config.protocol, admin_key=config.admin_key)
@@ -337,7 +355,12 @@ def started_server(repository: Path) -> Iterator[Any]:
 
 
 def run_with_server(config: LoadtestConfig, repository: Path) -> LoadtestSummary:
-    """Start an embedded server on ``repository``, run :func:`run_loadtest` against it, stop it."""
+    """Start an embedded server on ``repository``, run :func:`run_loadtest` against it, stop it.
+
+    Raises:
+        MissingExtraError: Locust or psutil is not installed (checked before the server starts).
+    """
+    require(*LOCUST_MODULES)
     with started_server(repository) as server:
         url = server.grpc_url if config.protocol == "grpc" else server.http_url
         pid = server.process.pid if server.process is not None else None

@@ -1,6 +1,6 @@
 """The soak load shape: ramp up, hold, spike, recover; a pure function of time.
 
-Locust drives it through ``loadtest/soak_shape.py`` (a ``LoadTestShape`` whose ``tick`` calls
+Locust drives it through ``tritonize/loadtest/locustfiles/soak_shape.py`` (a ``LoadTestShape`` whose ``tick`` calls
 :meth:`SoakPlan.tick`); keeping the plan here, free of locust, lets the runner compute the run's
 length and lets tests check the phases without starting Locust.
 """
@@ -81,7 +81,7 @@ class SoakPlan:
         return None if phase is None else (phase.users, phase.spawn_rate)
 
     def locust_args(self) -> list[str]:
-        """The flags ``loadtest/soak_shape.py`` reads."""
+        """The flags the soak shape (``tritonize/loadtest/locustfiles/soak_shape.py``) reads."""
         return [
             "--soak-users", str(self.users),
             "--soak-ramp", str(self.ramp_s),
