@@ -103,3 +103,8 @@ class DeployError(TritonizeError):
 
 class ReleaseError(DeployError, ValueError):
     """The pinned NGC release file is malformed, inconsistent, or disagrees with the image it runs in."""
+
+
+class TuneError(TritonizeError):
+    """``tritonize tune`` could not search: Model Analyzer or perf_analyzer missing or failing, no result
+    under the latency budget, or a spec the search cannot write back to."""

@@ -65,6 +65,11 @@ def _site_packages() -> Path:
     return _pytriton_root().parent
 
 
+def tritonserver_binary() -> Path:
+    """The bundled ``tritonserver`` (what ``tritonize serve`` runs, and Model Analyzer's local launch)."""
+    return _pytriton_root() / "tritonserver" / "bin" / "tritonserver"
+
+
 def admin_headers(protocol: str, admin_key: str) -> dict[str, str]:
     """The header (HTTP) or metadata (gRPC) that opens the restricted endpoints."""
     return {GRPC_ADMIN_HEADER if protocol == "grpc" else ADMIN_HEADER: admin_key}
@@ -277,8 +282,7 @@ class EmbeddedServer:
         for port in (cfg.http_port, cfg.grpc_port, cfg.metrics_port):
             if not port_is_free(cfg.host if cfg.host != "0.0.0.0" else "0.0.0.0", port):
                 raise ServerError(f"port {port} on {cfg.host} is already in use")
-        binary = _pytriton_root() / "tritonserver" / "bin" / "tritonserver"
-        args = cfg.args(binary, prepare_backend_dir(self.cache_dir))
+        args = cfg.args(tritonserver_binary(), prepare_backend_dir(self.cache_dir))
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log.debug("starting %s", " ".join(args))
         with open(self.log_path, "wb") as log_file:
