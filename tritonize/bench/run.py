@@ -67,6 +67,7 @@ class BenchConfig:
     client_processes: int | None = None  # saturation load generators (default: half the cores)
     spec: Path | None = None
     model: str | None = None  # the classification deployment (default: the first one built)
+    compare: Path | None = None  # another build of the deployment: its served and saturation rows too
 
     def __post_init__(self) -> None:
         if self.demo not in ("tiny", "full"):
@@ -75,6 +76,8 @@ class BenchConfig:
             raise BenchError("a running server needs repository, http_url and grpc_url together")
         if self.rows is not None and self.rows not in ROW_SETS:
             raise BenchError(f"--rows must be one of {ROW_SETS}, got {self.rows!r}")
+        if self.compare is not None and not (self.compare / "build_report.json").is_file():
+            raise BenchError(f"--compare {self.compare} is not a built repository (no build_report.json)")
         if self.client_processes is not None and self.client_processes < 1:
             raise BenchError(f"--client-processes must be >= 1, got {self.client_processes}")
 
@@ -128,15 +131,15 @@ def _served_closed_loop(s: Session, endpoints: Endpoints, protocol: str, concurr
     return measure(key, len(s.texts), work, deployment=s.deployments.classifier)
 
 
-def measure_served(s: Session, endpoints: Endpoints) -> list[Measurement]:
+def measure_served(s: Session, endpoints: Endpoints, path: RowPath = RowPath.SERVED) -> list[Measurement]:
     rows = []
     for protocol in ("grpc", "http"):
         for concurrency in CONCURRENCY:
-            rows.append(_served_closed_loop(s, endpoints, protocol, concurrency, RowPath.SERVED))
+            rows.append(_served_closed_loop(s, endpoints, protocol, concurrency, path))
             s.log(f"{rows[-1].path} {rows[-1].setting}: {rows[-1].seq_per_s:.1f} seq/s, p50 {rows[-1].p50_ms:.1f} ms")
     best = max((r for r in rows if r.key.protocol == "grpc"), key=lambda r: r.seq_per_s)
     rate, duration = best.seq_per_s / 2, s.config.open_loop_s
-    key = RowKey(path=RowPath.SERVED, load=Load.OPEN_LOOP, protocol="grpc")
+    key = RowKey(path=path, load=Load.OPEN_LOOP, protocol="grpc")
     work = lambda: asyncio.run(  # noqa: E731
         drivers.open_loop(endpoints.grpc_url, "grpc", s.deployments.classifier, s.texts, rate, duration)
     )
@@ -145,7 +148,7 @@ def measure_served(s: Session, endpoints: Endpoints) -> list[Measurement]:
     return rows
 
 
-def measure_saturation(s: Session, endpoints: Endpoints) -> list[Measurement]:
+def measure_saturation(s: Session, endpoints: Endpoints, path: RowPath = RowPath.SERVED) -> list[Measurement]:
     """The served classifier at saturation from several client processes, 1 and 32 texts per
     request, both protocols; with each step's average batch and compute time per execute."""
     rows = []
@@ -164,7 +167,7 @@ def measure_saturation(s: Session, endpoints: Endpoints) -> list[Measurement]:
             seconds, latencies, done, share = drivers.saturate(run, s.texts)
             server = statistics_delta(before, step_statistics(endpoints)) if before else {}
             key = RowKey(
-                path=RowPath.SERVED, load=Load.SATURATION, level=run.processes * run.in_flight,
+                path=path, load=Load.SATURATION, level=run.processes * run.in_flight,
                 protocol=protocol, texts_per_request=per_request,
             )  # fmt: skip
             row = Measurement(
@@ -216,13 +219,18 @@ def _served_pass(s: Session, result: BenchResult) -> None:
         endpoints_cm: Any = contextlib.nullcontext(running)
     else:
         endpoints_cm = serving(s.repository)
+    compared = config.compare is not None  # a comparison needs both row kinds of both builds
     with endpoints_cm as endpoints:
-        if standard:
+        if standard or compared:
             result.rows += measure_served(s, endpoints)
-        if overhead:
+        if overhead or compared:
             result.rows += measure_saturation(s, endpoints)
         if standard:
             result.rows += measure_t5(s, endpoints, result)
+    if config.compare is not None:  # the other build right after, in the same pass, on the same texts
+        with serving(config.compare) as endpoints:
+            result.rows += measure_served(s, endpoints, RowPath.SERVED_COMPARED)
+            result.rows += measure_saturation(s, endpoints, RowPath.SERVED_COMPARED)
 
 
 def one_pass(s: Session) -> BenchResult:

@@ -36,7 +36,12 @@ from tritonize.spec import DEFAULT_SPEC, Target, load_spec
 from tritonize.tune.analyzer_config import Endpoints, LocalLaunch, Measurement, Paths, RemoteLaunch, analyzer_config
 from tritonize.tune.results import TuneSummary, summarize, write_summary
 from tritonize.tune.space import SearchBounds, SearchMode, SearchSpace, search_space
-from tritonize.tune.tools import check_perf_analyzer, find_perf_analyzer, model_analyzer_command, perf_analyzer_library_dirs
+from tritonize.tune.tools import (
+    check_perf_analyzer,
+    find_perf_analyzer,
+    model_analyzer_command,
+    perf_analyzer_library_dirs,
+)
 
 logger = logging.getLogger(__name__)
 Log = Callable[[str], None]

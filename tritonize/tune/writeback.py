@@ -48,7 +48,7 @@ def edit_spec_text(text: str, deployment: str, values: dict[str, int], source: s
         if hits:
             i = hits[0]
             newline = "\n" if lines[i].endswith("\n") else ""
-            lines[i] = pattern.sub(lambda m: f"{m.group(1)}{value}{m.group(3)}", lines[i].rstrip("\n")) + newline
+            lines[i] = pattern.sub(lambda m, v=value: f"{m.group(1)}{v}{m.group(3)}", lines[i].rstrip("\n")) + newline
             continue
         # after the table's last line of TOML (not its trailing comments, which introduce the next table)
         last = max(i for i in range(start, end) if lines[i].split("#", 1)[0].strip())
