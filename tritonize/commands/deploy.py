@@ -58,7 +58,6 @@ def run_compose(args: argparse.Namespace) -> int:
 def run_kubernetes(args: argparse.Namespace) -> int:
     from tritonize.deploy.kubernetes import write_manifests
     from tritonize.deploy.release import load_release
-
     from tritonize.deploy.tune import write_tune_job
 
     spec, release, target = load_spec(args.spec), load_release(), Target(args.target)

@@ -18,11 +18,13 @@ repository; neither does this: the only file it may change is the spec, with ``w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -31,7 +33,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from tritonize.errors import TuneError
+from tritonize.errors import TritonizeError, TuneError
 from tritonize.spec import DEFAULT_SPEC, Target, load_spec
 from tritonize.tune.analyzer_config import Endpoints, LocalLaunch, Measurement, Paths, RemoteLaunch, analyzer_config
 from tritonize.tune.results import TuneSummary, summarize, write_summary
@@ -156,30 +158,67 @@ def _write_input(paths: Paths, corpus: Path | None, count: int) -> None:
     paths.input_data.write_text(json.dumps(perf_analyzer_input(texts)), encoding="utf-8")
 
 
-def _run_model_analyzer(config_file: Path, env: dict[str, str], log_path: Path, timeout_s: float, log: Log) -> None:
-    """``model-analyzer profile -f CONFIG``, its output in ``log_path`` and its progress lines in ``log``."""
+def _run_model_analyzer(config_file: Path, env: dict[str, str], paths: Paths, timeout_s: float, log: Log) -> None:
+    """``model-analyzer profile -f CONFIG``, its output in ``model_analyzer.log`` and its progress lines in ``log``.
+
+    Model Analyzer runs in a process group of its own; when it overruns ``timeout_s`` or the user
+    interrupts, the group is stopped and so is the tritonserver it launched (which it starts in a
+    session of its own and leaves running when stopped itself).
+    """
     command = [*model_analyzer_command(), "profile", "-f", str(config_file)]
+    log_path = paths.out / "model_analyzer.log"
     deadline = time.monotonic() + timeout_s
     with log_path.open("w", encoding="utf-8") as sink:
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=config_file.parent,
             start_new_session=True,
         )  # fmt: skip
-        assert process.stdout is not None
-        for line in process.stdout:
-            sink.write(line)
-            text = line.removeprefix("[Model Analyzer] ").rstrip()
-            if text and line.startswith("[Model Analyzer]") and not text.startswith(QUIET_PREFIXES):
-                log(text)
-            if time.monotonic() > deadline:
-                os.killpg(process.pid, 15)
-                break
-        code = process.wait()
+        try:
+            _follow(process, sink, deadline, log)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait()
+                _stop_servers_on(paths.variants)
     if time.monotonic() > deadline:
         raise TuneError(f"Model Analyzer ran past {timeout_s:.0f} s and was stopped; log {log_path}")
-    if code != 0:
+    if process.returncode != 0:
         tail = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:]
-        raise TuneError(f"Model Analyzer failed (exit {code}): {tail[0] if tail else ''}; log {log_path}")
+        raise TuneError(f"Model Analyzer failed (exit {process.returncode}): {tail[0] if tail else ''}; log {log_path}")
+
+
+def _follow(process: subprocess.Popen[str], sink: Any, deadline: float, log: Log) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        sink.write(line)
+        text = line.removeprefix("[Model Analyzer] ").rstrip()
+        if text and line.startswith("[Model Analyzer]") and not text.startswith(QUIET_PREFIXES):
+            log(text)
+        if time.monotonic() > deadline:
+            return
+    process.wait()
+
+
+def _stop_servers_on(variants: Path) -> None:
+    """Stop tritonservers serving ``variants`` (Model Analyzer's local launch), their stubs and shm with them."""
+    from tritonize.serving.processes import cleanup_after_server, process_state
+
+    needle = f"--model-repository {variants}".encode()
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if b"tritonserver" in cmdline and needle in cmdline:
+            pid = int(proc.name)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            for _ in range(50):
+                if process_state(pid) in (None, "Z"):
+                    break
+                time.sleep(0.1)
+            with contextlib.suppress(TritonizeError):
+                cleanup_after_server(pid, set())
 
 
 def _context(options: TuneOptions, space: SearchSpace, pa_version: str, launch: str) -> dict[str, Any]:
@@ -242,7 +281,7 @@ def run_tune(options: TuneOptions, log: Log = logger.info) -> TuneResult:
     yaml_io.write(paths.config_file, yaml_io.dump(config, header))
     launch_mode = config["triton_launch_mode"]
     log(f"Model Analyzer {options.mode.value} search of {model.name} ({target.value}, {launch_mode} launch): {paths.config_file}")
-    _run_model_analyzer(paths.config_file, env, out / "model_analyzer.log", options.timeout_s, log)
+    _run_model_analyzer(paths.config_file, env, paths, options.timeout_s, log)
     context = _context(options, space, pa_version, launch_mode)
     context["load_average_end"] = round(os.getloadavg()[0], 2)
     summary = summarize(space, paths.export, paths.variants, options.latency_budget_ms, context)
