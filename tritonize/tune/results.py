@@ -204,7 +204,11 @@ def to_markdown(summary: TuneSummary) -> str:
         "| configuration | spec values | best concurrency | throughput (texts/s) | p99 (ms) | trials |",
         "|---|---|---:|---:|---:|---:|",
     ]
-    for tried in sorted(summary.configs, key=lambda c: -(c.best(summary.latency_budget_ms) or Trial(concurrency=0, throughput=-1, p99_ms=0, satisfies=False)).throughput):
+    def rank(tried: TriedConfig) -> float:
+        best = tried.best(summary.latency_budget_ms)
+        return best.throughput if best else -1.0
+
+    for tried in sorted(summary.configs, key=rank, reverse=True):
         best = tried.best(summary.latency_budget_ms)
         marks = " (chosen)" if tried.name == summary.chosen else ""
         marks += " (shipped)" if tried.is_shipped else ""
