@@ -21,7 +21,6 @@ from tritonize.deploy import images, yaml_io
 from tritonize.deploy import kubernetes as k8s
 from tritonize.deploy.release import Release
 from tritonize.deploy.server_command import triton_command
-from tritonize.repository.layout import REPORT_FILE
 from tritonize.server import ADMIN_HEADER, RESTRICTED_APIS
 from tritonize.spec import ServerSpec, Spec, Target
 
@@ -129,13 +128,6 @@ def tune_job(spec: Spec, release: Release, target: Target, *, registry: str = ""
         "resources": k8s._resources(server, target, gpus, shm=True),
         "volumeMounts": [{"name": "models", "mountPath": k8s.DATA, "readOnly": True}, {"name": "dshm", "mountPath": "/dev/shm"}],
     }
-    report = f"{k8s.REPOSITORY}/{REPORT_FILE}"
-    wait = {
-        "name": "wait-for-repository",
-        "image": images.triton_image(release, target, registry).name,
-        "command": ["sh", "-c", f'until [ -f "{report}" ]; do echo "waiting for {report}"; sleep 10; done'],
-        "volumeMounts": [{"name": "models", "mountPath": k8s.DATA, "readOnly": True}],
-    }
     tune = {
         "name": SERVICE,
         "image": tune_image(release, registry).name,
@@ -156,7 +148,7 @@ def tune_job(spec: Spec, release: Release, target: Target, *, registry: str = ""
                 "metadata": {"labels": k8s._labels("tune")},
                 "spec": {
                     "restartPolicy": "Never",
-                    "initContainers": [wait, sidecar],
+                    "initContainers": [k8s._wait_for_build(release, target, registry), sidecar],
                     "containers": [tune],
                     "volumes": [
                         {"name": "models", "persistentVolumeClaim": {"claimName": k8s.MODELS_CLAIM}},
