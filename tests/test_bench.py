@@ -208,3 +208,22 @@ def test_bench_overhead_rows_alone_build_no_variants_when_asked(triton_server, t
     assert {RowPath.TOKENIZER, RowPath.IN_PROCESS} <= paths
     assert not paths & {RowPath.RAW_ORT, RowPath.SERVED_INT8, RowPath.NO_DYNAMIC_BATCHING, RowPath.HF_PIPELINE}
     assert not any("INT8" in note for note in result.notes)
+
+
+def test_bench_config_rejects_compare_path_without_a_build_report(tmp_path: Path) -> None:
+    with pytest.raises(BenchError, match="--compare"):
+        BenchConfig(compare=tmp_path)
+
+
+@pytest.mark.triton
+def test_bench_compare_measures_both_builds_saturation_and_half_load_rows_when_asked(
+    triton_server, classifier_repository, tmp_path: Path
+) -> None:
+    """`--compare` adds the other build's rows of both kinds, beside the session server's, in one run."""
+    from tritonize.bench import run_bench
+
+    config = _on_server(triton_server, tmp_path, texts=16, half_load_s=0.5, saturation_s=0.5, rows="overhead")
+    result = run_bench(replace(config, compare=classifier_repository), log=lambda line: None)
+    for path in (RowPath.SERVED, RowPath.SERVED_COMPARED):
+        loads = {r.key.load for r in result.rows if r.key.path is path and r.seq_per_s > 0}
+        assert {Load.SATURATION, Load.OPEN_LOOP} <= loads, path

@@ -221,7 +221,7 @@ def _stop_servers_on(variants: Path) -> None:
                 cleanup_after_server(pid, set())
 
 
-def _context(options: TuneOptions, space: SearchSpace, pa_version: str, launch: str) -> dict[str, Any]:
+def _context(options: TuneOptions, space: SearchSpace, pa_version: str, launch: str, load_start: float) -> dict[str, Any]:
     """Where and how the run was measured (the summary carries it: figures depend on the machine)."""
     try:
         analyzer = metadata.version("triton-model-analyzer")
@@ -230,7 +230,8 @@ def _context(options: TuneOptions, space: SearchSpace, pa_version: str, launch: 
     return {
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "machine": f"{_cpu_model()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}",
-        "load_average_start": round(os.getloadavg()[0], 2),
+        "load_average_start": round(load_start, 2),  # other work on the machine competes with the measurement
+        "load_average_end": round(os.getloadavg()[0], 2),
         "model_analyzer": analyzer,
         "perf_analyzer": pa_version,
         "launch_mode": launch,
@@ -281,9 +282,9 @@ def run_tune(options: TuneOptions, log: Log = logger.info) -> TuneResult:
     yaml_io.write(paths.config_file, yaml_io.dump(config, header))
     launch_mode = config["triton_launch_mode"]
     log(f"Model Analyzer {options.mode.value} search of {model.name} ({target.value}, {launch_mode} launch): {paths.config_file}")
+    load_start = os.getloadavg()[0]
     _run_model_analyzer(paths.config_file, env, paths, options.timeout_s, log)
-    context = _context(options, space, pa_version, launch_mode)
-    context["load_average_end"] = round(os.getloadavg()[0], 2)
+    context = _context(options, space, pa_version, launch_mode, load_start)
     summary = summarize(space, paths.export, paths.variants, options.latency_budget_ms, context)
     files = write_summary(summary, out)
     if summary.chosen is None:
