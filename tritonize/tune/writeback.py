@@ -66,7 +66,9 @@ def edit_spec_text(text: str, deployment: str, values: dict[str, int], source: s
 
 
 def spec_diff(before: str, after: str, path: str) -> str:
-    return "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True), f"a/{path}", f"b/{path}"))
+    """A unified diff; ``a/``/``b/`` prefixes (git's) only on a relative path."""
+    old, new = (path, path) if Path(path).is_absolute() else (f"a/{path}", f"b/{path}")
+    return "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True), old, new))
 
 
 def write_back(spec_path: Path, deployment: str, values: dict[str, int]) -> str:
