@@ -1,7 +1,7 @@
 """`tritonize tune` end to end: the real Model Analyzer starts the bundled tritonserver (local launch),
 perf_analyzer measures the tiny classifier, and the summary and the spec write-back follow from it.
 
-A short quick search (two instance counts, two batch sizes, 1 s perf_analyzer windows, no
+A short quick search (two instance counts, one batch size, 1 s perf_analyzer windows, no
 concurrency sweep) keeps it near a minute; nothing of Model Analyzer is mocked.
 """
 
@@ -49,7 +49,7 @@ def tuned(classifier_repository: Path, tmp_path_factory: pytest.TempPathFactory)
     args = [
         "tune", "--model", "distilbert_emotion", "--repository", str(classifier_repository), "--spec", str(spec_path),
         "--out", str(work / "out"), "--perf-analyzer", str(perf_analyzer), "--write-spec",
-        "--max-instances", "2", "--max-python-batch", "64", "--max-concurrency", "8", "--measurement-ms", "1000",
+        "--max-instances", "2", "--max-python-batch", "32", "--max-concurrency", "8", "--measurement-ms", "1000",
         "--top-configs", "1", "--no-concurrency-sweep", "--latency-budget-ms", "5000",
     ]  # fmt: skip
     assert cli_main(args) == 0
