@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from tritonize.commands._args import positive_float, positive_int
+from tritonize.urls import PROTOCOLS, Protocol
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--measurement-ms", type=positive_int, default=3000, help="perf_analyzer time window (default 3000)")
     s.add_argument("--top-configs", type=positive_int, default=3, help="best configurations whose concurrency is swept (default 3)")
     s.add_argument("--no-concurrency-sweep", action="store_true", help="measure each configuration at its search concurrency only")
-    s.add_argument("--protocol", choices=("grpc", "http"), default="grpc")
+    s.add_argument("--protocol", choices=PROTOCOLS, default=Protocol.GRPC.value)
     r = p.add_argument_group("remote launch (a running tritonserver in explicit model-control mode)")
     r.add_argument("--remote-http", help="host:port; with --remote-grpc and --remote-metrics: launch mode remote")
     r.add_argument("--remote-grpc", help="host:port")

@@ -18,6 +18,7 @@ from typing import Any
 
 from tritonize.repository.triton_config import KIND_CPU
 from tritonize.tune.space import SearchMode, SearchSpace, StepSearch
+from tritonize.urls import Protocol
 
 # perf_analyzer stability on a shared machine: the default (10 % over 3 windows) often never
 # converges on 2 busy cores, the same reason loadtest/perf_analyzer.sh loosens it.
@@ -68,7 +69,7 @@ class Measurement:
     max_concurrency: int = 64
     top_configs: int = 3
     concurrency_sweep: bool = True
-    protocol: str = "grpc"
+    protocol: str = Protocol.GRPC.value
     timeout_s: int = 300
 
 
