@@ -5,10 +5,8 @@
 #   loadtest/perf_analyzer.sh --start-server --repository model_repository
 #   loadtest/perf_analyzer.sh --model distilbert_emotion --concurrency 1:32:8 --corpus my_labelled_texts.txt
 #
-# Recipe (works without a GPU or Docker): perf_analyzer ships in the tritonclient 2.51 wheel,
-# installed into its own venv (.cache/perf-venv) so it never touches the project's tritonclient;
-# it links libb64 (Debian: libb64-0d) and libcudart (pip: nvidia-cuda-runtime-cu12, put on
-# LD_LIBRARY_PATH), although it sends plain HTTP/gRPC here. String inputs come from an
+# Recipe (works without a GPU or Docker): perf_analyzer from the tritonclient 2.51 wheel in its own
+# venv (.cache/perf-venv, made by scripts/install_perf_analyzer.sh, which says why). String inputs come from an
 # --input-data JSON file generated from the corpus. Stability flags are loose on purpose:
 # on a shared 2-core machine the default 10% over 3 windows often never converges.
 set -euo pipefail
@@ -43,26 +41,10 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-# 1. perf_analyzer in its own venv.
-if [[ ! -x "$VENV/bin/perf_analyzer" ]]; then
-  echo "installing tritonclient[all]==2.51.0 (perf_analyzer) into $VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q "tritonclient[all]==2.51.0" nvidia-cuda-runtime-cu12
-fi
+# 1-2. perf_analyzer in its own venv, with the system library it links.
+bash "$ROOT/scripts/install_perf_analyzer.sh" "$VENV" >/dev/null
 CUDART_DIR="$(echo "$VENV"/lib/python3*/site-packages/nvidia/cuda_runtime/lib)"
 export LD_LIBRARY_PATH="$CUDART_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-
-# 2. libb64 from Debian.
-if ! ldconfig -p | grep -q libb64.so.0d; then
-  if [[ $(id -u) -eq 0 ]]; then
-    apt-get install -y libb64-0d >/dev/null || { apt-get update -qq && apt-get install -y libb64-0d >/dev/null; }
-  else
-    echo "perf_analyzer needs libb64: sudo apt-get install -y libb64-0d" >&2; exit 1
-  fi
-fi
-if ldd "$VENV/bin/perf_analyzer" | grep -q "not found"; then
-  echo "perf_analyzer has unresolved libraries:" >&2; ldd "$VENV/bin/perf_analyzer" | grep "not found" >&2; exit 1
-fi
 
 # 3. Optionally our own embedded server on free ports.
 mkdir -p "$OUT"
@@ -87,9 +69,9 @@ curl -sf "http://$HTTP_URL/v2/models/$MODEL/ready" >/dev/null \
 INPUT="$OUT/input_data.json"
 "$PY" - "$INPUT" "$CORPUS" <<'EOF'
 import json, sys
-from tritonize.loadtest.payload import corpus_texts
+from tritonize.loadtest.payload import corpus_texts, perf_analyzer_input
 texts = corpus_texts(sys.argv[2] or None)
-json.dump({"data": [{"TEXT": {"content": [t], "shape": [1]}} for t in texts]}, open(sys.argv[1], "w"))
+json.dump(perf_analyzer_input(texts), open(sys.argv[1], "w"))
 print(f"{len(texts)} texts -> {sys.argv[1]}")
 EOF
 

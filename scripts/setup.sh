@@ -36,3 +36,6 @@ if ! command -v docker-compose >/dev/null 2>&1; then
     echo "note: compose validation tests skip without docker-compose: sudo apt-get install -y docker-compose" >&2
   fi
 fi
+
+# perf_analyzer (Model Analyzer runs it for `tritonize tune`) in its own venv, .cache/perf-venv.
+bash scripts/install_perf_analyzer.sh || echo "warning: perf_analyzer not installed; tune tests will skip" >&2

@@ -303,3 +303,22 @@ def test_open_loop_counts_refused_requests_instead_of_failing_when_the_queue_is_
         drivers.open_loop(constrained_server.grpc_url, "grpc", "distilbert_emotion", texts, 2000.0, 0.2, 32, refused)
     )
     assert refused and refused[0] > 0 and refused[0] + len(latencies) == 400
+
+
+def test_bench_config_rejects_compare_path_without_a_build_report(tmp_path: Path) -> None:
+    with pytest.raises(BenchError, match="--compare"):
+        BenchConfig(compare=tmp_path)
+
+
+@pytest.mark.triton
+def test_bench_compare_measures_both_builds_saturation_and_half_load_rows_when_asked(
+    triton_server, classifier_repository, tmp_path: Path
+) -> None:
+    """`--compare` adds the other build's rows of both kinds, beside the session server's, in one run."""
+    from tritonize.bench import run_bench
+
+    config = _on_server(triton_server, tmp_path, texts=16, half_load_s=0.5, saturation_s=0.5, rows="overhead")
+    result = run_bench(replace(config, compare=classifier_repository), log=lambda line: None)
+    for path in (RowPath.SERVED, RowPath.SERVED_COMPARED):
+        loads = {r.key.load for r in result.rows if r.key.path is path and r.seq_per_s > 0}
+        assert {Load.SATURATION, Load.OPEN_LOOP} <= loads, path

@@ -87,7 +87,7 @@ def test_compose_checked_in_file_equals_generation_when_spec_and_release_unchang
 def test_compose_gpu_stack_from_docker_compose_config_when_key_is_set():
     spec, release = load_spec(), load_release()
     services = _parsed(FILES[Target.GPU])["services"]
-    assert set(services) == {"build", "triton", "locust", "locust-worker", "locust-headless"}
+    assert set(services) == {"build", "triton", "locust", "locust-worker", "locust-headless", "tune-triton", "tune"}
 
     triton = services["triton"]
     devices = triton["deploy"]["resources"]["reservations"]["devices"]

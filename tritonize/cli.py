@@ -15,7 +15,7 @@ import sys
 
 from tritonize.errors import TritonizeError
 
-COMMANDS = ("build", "engines", "serve", "health", "classify", "generate", "demo", "loadtest", "bench", "evaluate", "deploy")
+COMMANDS = ("build", "engines", "serve", "health", "classify", "generate", "demo", "loadtest", "bench", "evaluate", "deploy", "tune")
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -131,3 +131,8 @@ class ReleaseError(DeployError, ValueError):
 
 class TritonArgsError(ServerError, ValueError):
     """A tritonserver option is invalid, or the Triton version that would run it lacks the flag."""
+
+
+class TuneError(TritonizeError):
+    """``tritonize tune`` could not search: Model Analyzer or perf_analyzer missing or failing, no result
+    under the latency budget, or a spec the search cannot write back to."""

@@ -78,6 +78,11 @@ def restricted_headers(protocol: str, header: str, key: str) -> dict[str, str]:
     return {f"{triton_facts.GRPC_RESTRICTED_HEADER_PREFIX}{header}" if protocol == "grpc" else header: key}
 
 
+def tritonserver_binary() -> Path:
+    """The bundled ``tritonserver`` (what ``tritonize serve`` runs, and Model Analyzer's local launch)."""
+    return _pytriton_root() / "tritonserver" / "bin" / "tritonserver"
+
+
 def admin_headers(protocol: str, admin_key: str) -> dict[str, str]:
     """The header (HTTP) or metadata (gRPC) that opens the restricted endpoints."""
     return restricted_headers(protocol, ADMIN_HEADER, admin_key)
@@ -306,8 +311,7 @@ class EmbeddedServer:
         for port in (cfg.http_port, cfg.grpc_port, cfg.metrics_port):
             if not port_is_free(cfg.host, port):
                 raise ServerError(f"port {port} on {cfg.host} is already in use")
-        binary = _pytriton_root() / "tritonserver" / "bin" / "tritonserver"
-        args = cfg.args(binary, prepare_backend_dir(self.cache_dir))
+        args = cfg.args(tritonserver_binary(), prepare_backend_dir(self.cache_dir))
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log.debug("starting %s", " ".join(args))
         with open(self.log_path, "wb") as log_file:

@@ -22,6 +22,7 @@ class RowPath(str, enum.Enum):
 
     SERVED = "served"
     SERVED_INT8 = "served INT8"
+    SERVED_COMPARED = "served, --compare repository"  # another build of the same deployment (a tuned config)
     NO_DYNAMIC_BATCHING = "no dyn. batching"
     RAW_ORT = "raw ONNX Runtime"
     RAW_ORT_INT8 = "raw ONNX Runtime INT8"

@@ -85,6 +85,7 @@ class BenchConfig:
     model: str | None = None  # the classification deployment (default: the first one built)
     runtime: str | None = None  # build the deployments with this embedded_runtime (torch rows)
     python_instances: int | None = None  # with runtime: instances of the torch step
+    compare: Path | None = None  # another build of the deployment: its served and saturation rows too
 
     def __post_init__(self) -> None:
         if self.demo not in SIZES:
@@ -93,6 +94,8 @@ class BenchConfig:
             raise BenchError("a running server needs repository, http_url and grpc_url together")
         if self.rows is not None and self.rows not in ROW_SETS:
             raise BenchError(f"--rows must be one of {ROW_SETS}, got {self.rows!r}")
+        if self.compare is not None and not (self.compare / "build_report.json").is_file():
+            raise BenchError(f"--compare {self.compare} is not a built repository (no build_report.json)")
         if self.client_processes is not None and self.client_processes < 1:
             raise BenchError(f"--client-processes must be >= 1, got {self.client_processes}")
         if self.runtime is not None and self.runtime not in RUNTIMES:
@@ -158,15 +161,17 @@ def _served_closed_loop(s: Session, endpoints: Endpoints, protocol: str, concurr
     return measure(key, len(s.texts), work, deployment=s.deployments.classifier)
 
 
-def measure_served(s: Session, endpoints: Endpoints, levels: tuple[int, ...] = CONCURRENCY) -> list[Measurement]:
+def measure_served(
+    s: Session, endpoints: Endpoints, path: RowPath = RowPath.SERVED, levels: tuple[int, ...] = CONCURRENCY
+) -> list[Measurement]:
     rows = []
     for protocol in PROTOCOLS:
         for concurrency in levels:
-            rows.append(_served_closed_loop(s, endpoints, protocol, concurrency, RowPath.SERVED))
+            rows.append(_served_closed_loop(s, endpoints, protocol, concurrency, path))
             s.log(f"{rows[-1].path} {rows[-1].setting}: {rows[-1].seq_per_s:.1f} seq/s, p50 {rows[-1].p50_ms:.1f} ms")
     best = max((r for r in rows if r.key.protocol == "grpc"), key=lambda r: r.seq_per_s)
     rate, duration = best.seq_per_s / 2, s.config.open_loop_s
-    key = RowKey(path=RowPath.SERVED, load=Load.OPEN_LOOP, protocol="grpc")
+    key = RowKey(path=path, load=Load.OPEN_LOOP, protocol="grpc")
     refused: list[int] = []
     work = lambda: asyncio.run(  # noqa: E731
         drivers.open_loop(
@@ -186,7 +191,7 @@ def measure_served(s: Session, endpoints: Endpoints, levels: tuple[int, ...] = C
     return rows
 
 
-def measure_saturation(s: Session, endpoints: Endpoints) -> list[Measurement]:
+def measure_saturation(s: Session, endpoints: Endpoints, path: RowPath = RowPath.SERVED) -> list[Measurement]:
     """The served classifier at saturation from several client processes, 1 and 32 texts per
     request, both protocols; with each step's average batch and compute time per execute."""
     rows = []
@@ -207,7 +212,7 @@ def measure_saturation(s: Session, endpoints: Endpoints) -> list[Measurement]:
                 seconds, latencies, done, share = drivers.saturate(run, s.texts)
             server = statistics_delta(before, step_statistics(endpoints)) if before else {}
             key = RowKey(
-                path=RowPath.SERVED, load=Load.SATURATION, level=run.processes * run.in_flight,
+                path=path, load=Load.SATURATION, level=run.processes * run.in_flight,
                 protocol=protocol, texts_per_request=per_request,
             )  # fmt: skip
             row = Measurement(
@@ -271,13 +276,18 @@ def _endpoints(s: Session) -> Any:
 def _served_pass(s: Session, result: BenchResult) -> None:
     config = s.config
     standard, overhead = config.row_set in ("standard", "all"), config.row_set in ("overhead", "all")
+    compared = config.compare is not None  # a comparison needs both row kinds of both builds
     with _endpoints(s) as endpoints:
-        if standard:
+        if standard or compared:
             result.rows += measure_served(s, endpoints)
-        if overhead:
+        if overhead or compared:
             result.rows += measure_saturation(s, endpoints)
         if standard:
             result.rows += measure_t5(s, endpoints, result)
+    if config.compare is not None:  # the other build right after, in the same pass, on the same texts
+        with serving(config.compare) as endpoints:
+            result.rows += measure_served(s, endpoints, RowPath.SERVED_COMPARED)
+            result.rows += measure_saturation(s, endpoints, RowPath.SERVED_COMPARED)
 
 
 def measure_half_load(s: Session, endpoints: Endpoints, saturation: list[Measurement]) -> Measurement | None:
@@ -307,7 +317,7 @@ def torch_pass(s: Session) -> BenchResult:
     result = BenchResult(config={})
     name = s.deployments.classifier
     with _endpoints(s) as endpoints:
-        result.rows += measure_served(s, endpoints, TORCH_CONCURRENCY)
+        result.rows += measure_served(s, endpoints, levels=TORCH_CONCURRENCY)
         saturation = measure_saturation(s, endpoints)
         result.rows += saturation
         half = measure_half_load(s, endpoints, saturation)

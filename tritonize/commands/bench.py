@@ -51,6 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--saturation-seconds", type=float, help="length of each saturation row (default 8, --quick 2)")
     parser.add_argument("--spec", type=Path, help="spec TOML the demo repositories are built from (default: shipped)")
     parser.add_argument("--model", help="classification deployment to measure (default: the first in the repository)")
+    parser.add_argument(
+        "--compare", type=Path, help="another build of the deployment (a tuned spec): its served and saturation rows too, same texts, same passes"
+    )
     parser.add_argument("--out", type=Path, default=Path("artifacts/bench"), help="output directory")
     parser.set_defaults(func=run)
 
@@ -76,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         model=args.model,
         runtime=args.runtime,
         python_instances=args.python_instances,
+        compare=args.compare,
     )
     result = run_bench(config, log=lambda line: print(f"  {line}", flush=True))
     print()

@@ -65,10 +65,11 @@ def run_compose(args: argparse.Namespace) -> int:
 def run_kubernetes(args: argparse.Namespace) -> int:
     from tritonize.deploy.kubernetes import write_manifests
     from tritonize.deploy.release import load_release
+    from tritonize.deploy.tune import write_tune_job
 
-    paths = write_manifests(
-        load_spec(args.spec), load_release(), Target(args.target), args.out, replicas=args.replicas, registry=args.registry
-    )
+    spec, release, target = load_spec(args.spec), load_release(), Target(args.target)
+    paths = write_manifests(spec, release, target, args.out, replicas=args.replicas, registry=args.registry)
+    paths.append(write_tune_job(spec, release, target, args.out, registry=args.registry))
     for path in paths:
         print(f"wrote {path}")
     return 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tritonize.deploy import images, yaml_io
+from tritonize.deploy import images, tune, yaml_io
 from tritonize.deploy.release import Release
 from tritonize.deploy.server_command import triton_command
 from tritonize.errors import DeployError
@@ -151,11 +151,13 @@ def compose_file(spec: Spec, release: Release, target: Target) -> dict[str, Any]
     """
     if target not in TARGETS:
         raise DeployError(f"compose deploys the {[t.value for t in TARGETS]} targets, not {target.value!r}")
+    triton = _triton_service(spec.server, release, target)
     return {
         "services": {
             "build": _build_service(release, target),
-            "triton": _triton_service(spec.server, release, target),
+            "triton": triton,
             **_locust_services(spec, release, target),
+            **tune.compose_services(spec, release, target, triton=triton, models=MODELS, results=RESULTS, workspace=WORKSPACE),
         }
     }
 

@@ -41,6 +41,11 @@ def corpus_texts(path: str | Path | None = None) -> list[str]:
     return [example.text for example in examples]
 
 
+def perf_analyzer_input(texts: list[str]) -> dict[str, Any]:
+    """perf_analyzer's ``--input-data`` JSON: one request per text, ``TEXT`` of shape [1]."""
+    return {"data": [{"TEXT": {"content": [text], "shape": [1]}} for text in texts]}
+
+
 class TextSampler:
     """Endless, reproducible draws of ``batch`` texts: a shuffled pass over the corpus, then another.
 
