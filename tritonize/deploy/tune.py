@@ -148,7 +148,7 @@ def tune_job(spec: Spec, release: Release, target: Target, *, registry: str = ""
                 "metadata": {"labels": k8s._labels("tune")},
                 "spec": {
                     "restartPolicy": "Never",
-                    "initContainers": [k8s._wait_for_build(release, target, registry), sidecar],
+                    "initContainers": [sidecar],  # applied once the build Job has completed, as the serve set
                     "containers": [tune],
                     "volumes": [
                         {"name": "models", "persistentVolumeClaim": {"claimName": k8s.MODELS_CLAIM}},
