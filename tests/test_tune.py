@@ -85,8 +85,8 @@ def test_write_spec_changes_exactly_the_chosen_keys(tuned):
     chosen = {c["name"]: c for c in summary["configs"]}[summary["chosen"]]["values"]
     written = {k: v for k, v in chosen.items() if k in summary["searched_keys"]}
     old, new = before.get("distilbert_emotion"), after.get("distilbert_emotion")
-    assert new == dataclasses.replace(old, source=new.source, **written)  # the searched keys take the chosen values...
+    assert new == dataclasses.replace(old.replace(**written), source=new.source)  # the searched keys take the chosen values...
     assert [m for m in after.models if m.name != old.name] == [dataclasses.replace(m, source=after.source) for m in before.models if m.name != old.name]
-    changed = {k for k in written if getattr(old, k) != written[k]}  # ...and nothing else moves
+    changed = {k for k in written if old.value(k) != written[k]}  # ...and nothing else moves
     diff = (out / "spec.diff").read_text(encoding="utf-8")
     assert {line[1:].split("=")[0].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")} == changed

@@ -18,7 +18,7 @@ from tritonize.tune.space import SearchBounds, SearchMode, powers_of_two_between
 
 SHIPPED = load_spec()
 CLASSIFIER = SHIPPED.get("distilbert_emotion")
-UNFUSED = dataclasses.replace(CLASSIFIER, fuse_steps=False, opt_batch_size=8)
+UNFUSED = CLASSIFIER.replace(fuse_steps=False, opt_batch_size=8)
 BOUNDS = SearchBounds(max_instances=3)
 
 
@@ -36,9 +36,9 @@ def test_embedded_fused_space_searches_the_python_keys_never_below_the_engine_ba
     assert space.profiled == "distilbert_emotion"  # quick mode profiles the ensemble
     assert step.model == "distilbert_emotion_model" and step.kind == KIND_CPU
     assert step.instance_counts == (1, 2, 3)
-    assert min(step.max_batch_sizes) == CLASSIFIER.max_batch_size  # the spec rule python_max_batch_size >= max_batch_size
-    assert CLASSIFIER.python_max_batch_size in step.max_batch_sizes  # the shipped value is inside the space
-    assert step.queue_delays_us == (CLASSIFIER.python_max_queue_delay_us,)  # quick mode: one value
+    assert min(step.max_batch_sizes) == CLASSIFIER.batching.max_batch_size  # the spec rule python_max_batch_size >= max_batch_size
+    assert CLASSIFIER.python.python_max_batch_size in step.max_batch_sizes  # the shipped value is inside the space
+    assert step.queue_delays_us == (CLASSIFIER.python.python_max_queue_delay_us,)  # quick mode: one value
     assert space.spec_keys == ("python_instances", "python_max_batch_size")
 
 
@@ -53,7 +53,7 @@ def test_embedded_brute_space_adds_queue_delays_below_the_autoscaler_target():
 
 def test_instance_ceiling_never_drops_below_the_spec():
     space = search_space(CLASSIFIER, Target.EMBEDDED, bounds=SearchBounds(max_instances=1))
-    assert space.steps[0].instance_counts == tuple(range(1, CLASSIFIER.python_instances + 1))
+    assert space.steps[0].instance_counts == tuple(range(1, CLASSIFIER.python.python_instances + 1))
 
 
 @pytest.mark.parametrize("target", [Target.GPU, Target.CPU], ids=lambda t: t.value)
@@ -61,17 +61,17 @@ def test_engine_batch_sizes_stay_inside_the_profile(target):
     space = search_space(UNFUSED, target, SearchMode.QUICK, bounds=BOUNDS)
     tokenizer, engine, postprocess = space.steps
     assert engine.kind == (KIND_GPU if target is Target.GPU else KIND_CPU)
-    assert min(engine.max_batch_sizes) == UNFUSED.profile_opt_batch and max(engine.max_batch_sizes) == UNFUSED.max_batch_size
-    assert space.batch_clamp == (UNFUSED.profile_opt_batch, UNFUSED.max_batch_size)  # quick mode's one range
+    assert min(engine.max_batch_sizes) == UNFUSED.profile_opt_batch and max(engine.max_batch_sizes) == UNFUSED.batching.max_batch_size
+    assert space.batch_clamp == (UNFUSED.profile_opt_batch, UNFUSED.batching.max_batch_size)  # quick mode's one range
     for fixed in (tokenizer, postprocess):  # the python_* keys are shared: held at the spec's values
-        assert fixed.instance_counts == (UNFUSED.python_instances,) and fixed.searched == ()
+        assert fixed.instance_counts == (UNFUSED.python.python_instances,) and fixed.searched == ()
     assert space.spec_keys == ("instances", "max_batch_size")
 
 
 def test_gpu_brute_preferred_sizes_are_the_profile_opt_and_max():
     space = search_space(UNFUSED, Target.GPU, SearchMode.BRUTE, bounds=BOUNDS)
     (engine,) = space.steps
-    assert engine.preferred and all(p[-1] == UNFUSED.max_batch_size and 1 <= p[0] <= UNFUSED.max_batch_size for p in engine.preferred)
+    assert engine.preferred and all(p[-1] == UNFUSED.batching.max_batch_size and 1 <= p[0] <= UNFUSED.batching.max_batch_size for p in engine.preferred)
     assert "opt_batch_size" in space.spec_keys and "max_queue_delay_us" in space.spec_keys
 
 
@@ -79,7 +79,7 @@ def test_generative_deployment_and_bad_bounds_are_refused():
     with pytest.raises(TuneError, match="text2text"):
         search_space(SHIPPED.get("t5_small_emotion"), Target.EMBEDDED)
     with pytest.raises(TuneError, match="max-python-batch"):
-        search_space(CLASSIFIER, Target.EMBEDDED, bounds=SearchBounds(max_python_batch=CLASSIFIER.max_batch_size - 1))
+        search_space(CLASSIFIER, Target.EMBEDDED, bounds=SearchBounds(max_python_batch=CLASSIFIER.batching.max_batch_size - 1))
 
 
 def test_split_config_path_separates_the_ensemble_from_its_steps():

@@ -415,6 +415,14 @@ class ModelSpec:
         changed = {s: dataclasses.replace(getattr(self, s), **kw) for s, kw in sections.items()}
         return dataclasses.replace(self, **top, **changed)
 
+    def value(self, key: str) -> Any:
+        """A field by its TOML key (``"python_instances"``), wherever its section keeps it: what tools
+        that read and write spec keys by name (``tritonize tune --write-spec``) compare."""
+        section = _FIELD_SECTION.get(key)
+        if section is None and key not in _TOP_FIELDS:
+            raise SpecError(self.source, f"{self.name}.{key}", f"unknown field; known fields: {MODEL_KEYS}")
+        return getattr(getattr(self, section), key) if section else getattr(self, key)
+
     def __getattr__(self, name: str) -> Any:
         """Flat attribute names (``model.max_batch_size``) from before the sections, with a warning."""
         section = _FIELD_SECTION.get(name)

@@ -161,15 +161,15 @@ def _delays(current: int, ceiling_us: int, mode: SearchMode) -> tuple[int, ...]:
 
 def _fused_step(model: ModelSpec, server: ServerSpec, mode: SearchMode, bounds: SearchBounds) -> StepSearch:
     """The embedded target's fused Python step: its instances, batch and queue delay are the Python keys."""
-    ceiling = bounds.max_python_batch or max(model.python_batch, model.max_batch_size * PYTHON_BATCH_GROWTH)
-    if ceiling < model.max_batch_size:
-        raise TuneError(f"--max-python-batch {ceiling} is below {model.name}'s max_batch_size {model.max_batch_size}")
+    ceiling = bounds.max_python_batch or max(model.python_batch, model.batching.max_batch_size * PYTHON_BATCH_GROWTH)
+    if ceiling < model.batching.max_batch_size:
+        raise TuneError(f"--max-python-batch {ceiling} is below {model.name}'s max_batch_size {model.batching.max_batch_size}")
     return StepSearch(
         model=StepNames(model.name).model,
         kind=KIND_CPU,
-        instance_counts=tuple(range(1, bounds.instance_ceiling(model.python_instances) + 1)),
-        max_batch_sizes=powers_of_two_between(model.max_batch_size, ceiling),
-        queue_delays_us=_delays(model.python_max_queue_delay_us, server.queue_time_target_us, mode),
+        instance_counts=tuple(range(1, bounds.instance_ceiling(model.python.python_instances) + 1)),
+        max_batch_sizes=powers_of_two_between(model.batching.max_batch_size, ceiling),
+        queue_delays_us=_delays(model.python.python_max_queue_delay_us, server.queue_time_target_us, mode),
         keys=dict(PYTHON_KEYS),
     )
 
@@ -177,15 +177,15 @@ def _fused_step(model: ModelSpec, server: ServerSpec, mode: SearchMode, bounds: 
 def _engine_step(model: ModelSpec, target: Target, server: ServerSpec, mode: SearchMode, bounds: SearchBounds) -> StepSearch:
     """The engine step: batch sizes inside the profile (opt..max), preferred sizes on the gpu target."""
     gpu = target is Target.GPU
-    opts = powers_of_two_between(max(1, model.max_batch_size // 4), model.max_batch_size) if gpu and mode is SearchMode.BRUTE else ()
+    opts = powers_of_two_between(max(1, model.batching.max_batch_size // 4), model.batching.max_batch_size) if gpu and mode is SearchMode.BRUTE else ()
     return StepSearch(
         model=StepNames(model.name).model,
         kind=KIND_GPU if gpu else KIND_CPU,
-        instance_counts=tuple(range(1, bounds.instance_ceiling(model.instances) + 1)),
-        max_batch_sizes=powers_of_two_between(model.profile_opt_batch, model.max_batch_size),
-        queue_delays_us=_delays(model.max_queue_delay_us, server.queue_time_target_us, mode),
+        instance_counts=tuple(range(1, bounds.instance_ceiling(model.batching.instances) + 1)),
+        max_batch_sizes=powers_of_two_between(model.profile_opt_batch, model.batching.max_batch_size),
+        queue_delays_us=_delays(model.batching.max_queue_delay_us, server.queue_time_target_us, mode),
         opt_batch_sizes=opts,
-        preferred=tuple(tuple(sorted({o, model.max_batch_size})) for o in opts),
+        preferred=tuple(tuple(sorted({o, model.batching.max_batch_size})) for o in opts),
         keys=dict(ENGINE_KEYS),
     )
 
@@ -199,9 +199,9 @@ def _fixed_python_step(model: ModelSpec, name: str) -> StepSearch:
     return StepSearch(
         model=name,
         kind=KIND_CPU,
-        instance_counts=(model.python_instances,),
+        instance_counts=(model.python.python_instances,),
         max_batch_sizes=(model.python_batch,),
-        queue_delays_us=(model.python_max_queue_delay_us,),
+        queue_delays_us=(model.python.python_max_queue_delay_us,),
         keys={},
     )
 

@@ -59,7 +59,7 @@ def edit_spec_text(text: str, deployment: str, values: dict[str, int], source: s
     edited = "".join(lines)
     spec = parse_spec(edited, source=source)  # SpecError: the chosen values break a spec rule
     model = spec.get(deployment)
-    wrong = {k: getattr(model, k) for k, v in values.items() if getattr(model, k) != v}
+    wrong = {k: model.value(k) for k, v in values.items() if model.value(k) != v}
     if wrong:
         raise TuneError(f"{source}: editing {deployment} did not take: {wrong}")
     return edited
