@@ -133,7 +133,7 @@ def wait_ready(http_port: int, server: subprocess.Popen) -> None:
     raise RuntimeError(f"tritonize serve not ready within {READY_TIMEOUT_S:.0f} s")
 
 
-def soak(deployment: Deployment, args: argparse.Namespace) -> dict:
+def soak(deployment: Deployment, args: argparse.Namespace, commit: dict) -> dict:
     from tritonize.server import free_port
 
     repository = build(deployment, args.work)
@@ -185,7 +185,7 @@ def soak(deployment: Deployment, args: argparse.Namespace) -> dict:
         "started_utc": started.isoformat(timespec="seconds"),
         "finished_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
-        "git": git_commit(),
+        "git": commit,  # read when the script started: the code that ran
         "commands": {
             "script": " ".join(["scripts/soak.py", *sys.argv[1:]]),
             "serve": " ".join(serve[1:]).replace(str(ROOT) + "/", ""),
@@ -228,11 +228,12 @@ def main() -> int:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     failed = []
+    commit = git_commit()
     for deployment in DEPLOYMENTS:
         if args.only and deployment.name not in args.only:
             continue
         try:
-            result = soak(deployment, args)
+            result = soak(deployment, args, commit)
         except (RuntimeError, OSError, subprocess.CalledProcessError, ValueError) as exc:
             print(f"{deployment.name}: soak did not run: {exc}", file=sys.stderr, flush=True)
             failed.append(deployment.name)
