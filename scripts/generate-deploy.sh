@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Regenerate every checked-in deployment file from tritonize/models.toml and tritonize/deploy/versions.env:
-# both compose files, both sets of Kubernetes manifests, and the README's release table.
+# both compose files, the compose monitoring profile's files, both sets of Kubernetes manifests (monitoring
+# resources included), and the README's release table.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 tritonize=.venv/bin/tritonize
 "$tritonize" deploy compose --target gpu
 "$tritonize" deploy compose --target cpu
+"$tritonize" deploy monitoring --out deploy/monitoring
 "$tritonize" deploy kubernetes --target gpu --out deploy/kubernetes/gpu
 "$tritonize" deploy kubernetes --target cpu --out deploy/kubernetes/cpu
 .venv/bin/python - <<'PY'

@@ -36,3 +36,16 @@ if ! command -v docker-compose >/dev/null 2>&1; then
     echo "note: compose validation tests skip without docker-compose: sudo apt-get install -y docker-compose" >&2
   fi
 fi
+
+# Debian's prometheus (2.42) gives prometheus and promtool: the monitoring tests check the generated
+# config and rules with promtool and run a real Prometheus against an embedded server. Root-only, as above.
+if ! command -v promtool >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1; }) \
+      && echo "installed Debian's prometheus (promtool)" \
+      || echo "warning: apt-get install prometheus failed; monitoring tests will skip" >&2
+  else
+    echo "note: monitoring tests skip without promtool: sudo apt-get install -y prometheus" >&2
+  fi
+fi

@@ -292,12 +292,50 @@ class ServerSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MonitoringSpec:
+    """The ``[monitoring]`` table: how Prometheus scrapes the servers and when it alerts.
+
+    Optional: every field has a default. Rates are taken over four scrape intervals (Prometheus
+    needs at least two samples in a window; four tolerate a missed scrape). The queue-time alert
+    uses the ``[server]`` table's ``queue_time_target_us``, the autoscaler's target.
+    """
+
+    scrape_interval_s: int = 15
+    failure_ratio_alert: float = 0.01  # failed / all requests of a model (refusals apart)
+    gpu_memory_ratio_alert: float = 0.9  # used / total memory of a GPU
+    alert_for_s: int = 300  # how long a condition must hold before its alert fires
+    server_down_for_s: int = 60  # ... except a server that does not answer scrapes
+    source: str = "<spec>"
+
+    def __post_init__(self) -> None:
+        rules = [
+            (not 1 <= self.scrape_interval_s <= 300, "scrape_interval_s", f"must be in 1..300 s, got {self.scrape_interval_s}"),
+            (not 0 < self.failure_ratio_alert < 1, "failure_ratio_alert", f"must be in (0, 1), got {self.failure_ratio_alert}"),
+            (
+                not 0 < self.gpu_memory_ratio_alert < 1,
+                "gpu_memory_ratio_alert",
+                f"must be in (0, 1), got {self.gpu_memory_ratio_alert}",
+            ),
+            (self.alert_for_s < 0, "alert_for_s", f"must be >= 0 s, got {self.alert_for_s}"),
+            (self.server_down_for_s < 0, "server_down_for_s", f"must be >= 0 s, got {self.server_down_for_s}"),
+        ]
+        for broken, name, problem in rules:
+            if broken:
+                raise SpecError(self.source, f"monitoring.{name}", problem)
+
+    @property
+    def rate_window_s(self) -> int:
+        return 4 * self.scrape_interval_s
+
+
+@dataclass(frozen=True, kw_only=True)
 class Spec:
     """All deployments of one spec file."""
 
     models: tuple[ModelSpec, ...]
     source: str = "<spec>"
     server: ServerSpec = field(default_factory=ServerSpec)
+    monitoring: MonitoringSpec = field(default_factory=MonitoringSpec)
 
     def __post_init__(self) -> None:
         names = [m.name for m in self.models]
@@ -438,13 +476,16 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
     models = data.get("model")
     if not isinstance(models, list) or not models:
         raise SpecError(source, "model", "needs at least one [[model]] table")
-    extra = sorted(set(data) - {"model", "server"})
+    extra = sorted(set(data) - {"model", "server", "monitoring"})
     if extra:
-        raise SpecError(source, extra[0], "unknown top-level key; only [[model]] tables and a [server] table are allowed")
+        raise SpecError(
+            source, extra[0], "unknown top-level key; only [[model]] tables, a [server] and a [monitoring] table are allowed"
+        )
     return Spec(
         models=tuple(_parse_model(raw, source, i) for i, raw in enumerate(models)),
         source=source,
         server=_parse_server(data.get("server", {}), source),
+        monitoring=_parse_monitoring(data.get("monitoring", {}), source),
     )
 
 
@@ -464,6 +505,24 @@ def _parse_server(raw: Any, source: str) -> ServerSpec:
             raise SpecError(source, f"server.{key}", f"must be of type {getattr(expected, '__name__', 'number')}, got {value!r}")
         kwargs[key] = float(value) if key == "cpus" else value
     return ServerSpec(**kwargs)
+
+
+_MONITORING_FIELDS = {f.name: f for f in dataclasses.fields(MonitoringSpec) if f.name != "source"}
+
+
+def _parse_monitoring(raw: Any, source: str) -> MonitoringSpec:
+    """The optional ``[monitoring]`` table; ratios take integers too (``1`` is not a valid ratio, but says so)."""
+    if not isinstance(raw, dict):
+        raise SpecError(source, "monitoring", "must be a table: [monitoring]")
+    kwargs: dict[str, Any] = {"source": source}
+    for key, value in raw.items():
+        if key not in _MONITORING_FIELDS:
+            raise SpecError(source, f"monitoring.{key}", f"unknown field; known fields: {sorted(_MONITORING_FIELDS)}")
+        ratio = isinstance(_MONITORING_FIELDS[key].default, float)
+        if not isinstance(value, (int, float) if ratio else int) or isinstance(value, bool):
+            raise SpecError(source, f"monitoring.{key}", f"must be {'a number' if ratio else 'an integer'}, got {value!r}")
+        kwargs[key] = float(value) if ratio else value
+    return MonitoringSpec(**kwargs)
 
 
 def load_spec(path: str | Path | None = None) -> Spec:

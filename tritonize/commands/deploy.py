@@ -2,6 +2,7 @@
 
     tritonize deploy compose [--target gpu|cpu] [--out docker-compose.yml]
     tritonize deploy kubernetes [--target gpu|cpu] [--replicas N] [--registry R] --out DIR
+    tritonize deploy monitoring [--out deploy/monitoring]
     tritonize deploy release [--check-tensorrt] [--markdown]
 """
 
@@ -34,6 +35,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     kube.add_argument("--out", type=Path, required=True, help="directory for the manifests")
     kube.set_defaults(func=run_kubernetes)
 
+    watch = verbs.add_parser(
+        "monitoring", help="write the compose profile 'monitoring' files: Prometheus config and rules, Grafana dashboard"
+    )
+    watch.add_argument("--spec", type=Path, default=None, help="spec TOML (default: the one shipped)")
+    watch.add_argument("--out", type=Path, default=None, help="directory (default: deploy/monitoring, what compose mounts)")
+    watch.set_defaults(func=run_monitoring)
+
     release = verbs.add_parser("release", help="print the pinned NGC release; check this image against it")
     release.add_argument("--check-tensorrt", action="store_true", help="exit 1 unless the installed TensorRT is the pinned one")
     release.add_argument("--markdown", action="store_true", help="print the README's release table")
@@ -57,13 +65,22 @@ def run_compose(args: argparse.Namespace) -> int:
 
 def run_kubernetes(args: argparse.Namespace) -> int:
     from tritonize.deploy.kubernetes import write_manifests
+    from tritonize.deploy.kubernetes_monitoring import write_resources
     from tritonize.deploy.release import load_release
 
-    paths = write_manifests(
-        load_spec(args.spec), load_release(), Target(args.target), args.out, replicas=args.replicas, registry=args.registry
-    )
-    for path in paths:
+    spec = load_spec(args.spec)
+    paths = write_manifests(spec, load_release(), Target(args.target), args.out, replicas=args.replicas, registry=args.registry)
+    for path in [*paths, *write_resources(spec, args.out)]:
         print(f"wrote {path}")
+    return 0
+
+
+def run_monitoring(args: argparse.Namespace) -> int:
+    from tritonize.deploy import monitoring, yaml_io
+
+    out = args.out or Path(monitoring.COMPOSE_DIR)
+    for relative, text in monitoring.compose_files(load_spec(args.spec)).items():
+        print(f"wrote {yaml_io.write(out / relative, text)}")
     return 0
 
 
