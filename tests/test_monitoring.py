@@ -48,6 +48,14 @@ def test_monitoring_checked_in_files_equal_generation_when_spec_unchanged():
     assert drifted == [], f"{drifted} drifted from their generator: run `tritonize deploy monitoring`"
 
 
+def test_cli_deploy_monitoring_writes_what_compose_mounts(tmp_path):
+    from tritonize.cli import main as cli_main
+
+    assert cli_main(["deploy", "monitoring", "--out", str(tmp_path)]) == 0
+    written = {p.relative_to(tmp_path).as_posix(): p.read_text() for p in tmp_path.rglob("*") if p.is_file()}
+    assert written == monitoring.compose_files(load_spec())
+
+
 def test_monitoring_follows_the_spec_when_thresholds_and_scrape_interval_change():
     text = (ROOT / "tritonize" / "models.toml").read_text(encoding="utf-8")
     spec = parse_spec(
