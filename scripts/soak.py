@@ -4,6 +4,7 @@ loaded by `tritonize loadtest --shape soak`, one after the other; JSON results a
 
     .venv/bin/python scripts/soak.py --hold 30m                      # all three, 30 min hold each
     .venv/bin/python scripts/soak.py --hold 2m --only classifier-tiny  # a quick look
+    .venv/bin/python scripts/soak.py --report                        # Markdown table of the results
 
 For every deployment it builds the demo repository (once, kept in --work), starts the server on
 free loopback ports, runs the soak (exit code and gates as the command's), stops the server with
@@ -213,6 +214,40 @@ def _supervisor(status: dict | None) -> dict | None:
     }
 
 
+def _mem(growth: dict) -> str:
+    return f"{growth['reference_mb']:.1f} -> {growth['end_mb']:.1f} ({growth['growth_ratio']:+.1%})"
+
+
+def _counts(server: dict, stubs: dict) -> str:
+    return f"{server['reference']:g}/{stubs['reference']:g} -> {server['end']:g}/{stubs['end']:g}"
+
+
+def report(results: Path) -> str:
+    """A Markdown table of every ``soak-*.json`` in ``results`` (what docs/soak.md quotes)."""
+    rows = [
+        "| deployment | hold | requests | failed | req/s | p99 ms | tritonserver RSS MB (ref -> end) | stubs RSS MB | "
+        "server /dev/shm MB | fds server/stubs (ref -> end) | threads server/stubs | restarts | load avg (median) | gates |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for path in sorted(results.glob("soak-*.json")):
+        d = json.loads(path.read_text())
+        s, r = d["summary"], d["summary"]["resources"]
+        hold = next(p for p in s["shape"]["phases"] if p["name"] == "hold")
+        grown = {k: r[k]["after_warmup"] for k in ("server_rss", "stubs_rss", "server_shm", "server_fds", "stubs_fds",
+                                                   "server_threads", "stubs_threads")}  # fmt: skip
+
+        c = s["client"]
+        rows.append(
+            f"| {d['deployment']} | {(hold['end_s'] - hold['start_s']) / 60:g} min at {hold['users']} users | {c['requests']} "
+            f"| {c['failures']} | {c['requests_per_s']:.1f} | {c['p99_ms']:.0f} | {_mem(grown['server_rss'])} "
+            f"| {_mem(grown['stubs_rss'])} | {_mem(grown['server_shm'])} | {_counts(grown['server_fds'], grown['stubs_fds'])} "
+            f"| {_counts(grown['server_threads'], grown['stubs_threads'])} "
+            f"| {d['supervisor']['restarts'] if d['supervisor'] else '-'} | {d['load_average_1m']['median']} "
+            f"| {'pass' if d['passed'] else 'FAIL'} |"
+        )
+    return "\n".join(rows)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", action="append", choices=[d.name for d in DEPLOYMENTS], help="repeatable; default: all")
@@ -225,7 +260,11 @@ def main() -> int:
     parser.add_argument("--sample-interval", type=float, default=5.0)
     parser.add_argument("--work", type=Path, default=ROOT / "artifacts" / "soak", help="repositories and raw run output")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results", help="JSON results and plots")
+    parser.add_argument("--report", action="store_true", help="print a Markdown table of the results in --out; run nothing")
     args = parser.parse_args()
+    if args.report:
+        print(report(args.out))
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
     failed = []
     commit = git_commit()

@@ -484,45 +484,27 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
     return Spec(
         models=tuple(_parse_model(raw, source, i) for i, raw in enumerate(models)),
         source=source,
-        server=_parse_server(data.get("server", {}), source),
-        monitoring=_parse_monitoring(data.get("monitoring", {}), source),
+        server=_parse_table(data.get("server", {}), source, "server", ServerSpec),
+        monitoring=_parse_table(data.get("monitoring", {}), source, "monitoring", MonitoringSpec),
     )
 
 
-_SERVER_FIELDS = {f.name: f for f in dataclasses.fields(ServerSpec) if f.name != "source"}
-
-
-def _parse_server(raw: Any, source: str) -> ServerSpec:
-    """The optional ``[server]`` table; same conventions as a model table (unknown keys and wrong types are errors)."""
+def _parse_table(raw: Any, source: str, table: str, cls: type) -> Any:
+    """An optional ``[server]`` / ``[monitoring]`` table as ``cls``; same conventions as a model table
+    (unknown keys and wrong types are errors). A field whose default is a float takes an integer too."""
     if not isinstance(raw, dict):
-        raise SpecError(source, "server", "must be a table: [server]")
+        raise SpecError(source, table, f"must be a table: [{table}]")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
     kwargs: dict[str, Any] = {"source": source}
     for key, value in raw.items():
-        if key not in _SERVER_FIELDS:
-            raise SpecError(source, f"server.{key}", f"unknown field; known fields: {sorted(_SERVER_FIELDS)}")
-        expected = (int, float) if key == "cpus" else type(_SERVER_FIELDS[key].default)
+        if key not in fields:
+            raise SpecError(source, f"{table}.{key}", f"unknown field; known fields: {sorted(fields)}")
+        number = isinstance(fields[key].default, float)
+        expected = (int, float) if number else type(fields[key].default)
         if not isinstance(value, expected) or isinstance(value, bool):
-            raise SpecError(source, f"server.{key}", f"must be of type {getattr(expected, '__name__', 'number')}, got {value!r}")
-        kwargs[key] = float(value) if key == "cpus" else value
-    return ServerSpec(**kwargs)
-
-
-_MONITORING_FIELDS = {f.name: f for f in dataclasses.fields(MonitoringSpec) if f.name != "source"}
-
-
-def _parse_monitoring(raw: Any, source: str) -> MonitoringSpec:
-    """The optional ``[monitoring]`` table; ratios take integers too (``1`` is not a valid ratio, but says so)."""
-    if not isinstance(raw, dict):
-        raise SpecError(source, "monitoring", "must be a table: [monitoring]")
-    kwargs: dict[str, Any] = {"source": source}
-    for key, value in raw.items():
-        if key not in _MONITORING_FIELDS:
-            raise SpecError(source, f"monitoring.{key}", f"unknown field; known fields: {sorted(_MONITORING_FIELDS)}")
-        ratio = isinstance(_MONITORING_FIELDS[key].default, float)
-        if not isinstance(value, (int, float) if ratio else int) or isinstance(value, bool):
-            raise SpecError(source, f"monitoring.{key}", f"must be {'a number' if ratio else 'an integer'}, got {value!r}")
-        kwargs[key] = float(value) if ratio else value
-    return MonitoringSpec(**kwargs)
+            raise SpecError(source, f"{table}.{key}", f"must be of type {getattr(expected, '__name__', 'number')}, got {value!r}")
+        kwargs[key] = float(value) if number else value
+    return cls(**kwargs)
 
 
 def load_spec(path: str | Path | None = None) -> Spec:

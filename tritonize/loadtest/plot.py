@@ -77,10 +77,14 @@ def plot_history(history_csv: Path, out_png: Path, title: str = "") -> Path | No
     bottom.set_ylabel("latency, ms (last 10 s window)")
     bottom.set_xlabel("seconds since start")
     bottom.legend(loc="upper left")
+    return _save(plt, fig, out_png, title, dpi=100)
+
+
+def _save(plt: Any, fig: Any, out_png: Path, title: str, dpi: int) -> Path:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(out_png, dpi=100)
+    fig.savefig(out_png, dpi=dpi)
     plt.close(fig)
     return out_png
 
@@ -111,9 +115,4 @@ def plot_resources(samples: list[Any], out_png: Path, title: str = "", summary: 
         axis.set_ylabel(label)
         axis.legend(loc="upper left", fontsize="small")
     axes[-1].set_xlabel("seconds since the load started" + ("; shaded: reference and end windows" if windows else ""))
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=80)
-    plt.close(fig)
-    return out_png
+    return _save(plt, fig, out_png, title, dpi=80)
