@@ -49,6 +49,7 @@ class SteadyLoad:
     def __post_init__(self) -> None:
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._ended = threading.Condition()  # notified whenever a request ends
         self._ids = iter(range(1 << 30))
         self._texts = list(self.expected)
         self._workers: list[threading.Thread] = []
@@ -75,6 +76,8 @@ class SteadyLoad:
                 client = None  # a fresh connection after a reset or refusal
                 time.sleep(self.pause_after_error_s)
             outcome.done = time.monotonic()
+            with self._ended:
+                self._ended.notify_all()
         if client is not None:
             client.close()
 
@@ -85,6 +88,15 @@ class SteadyLoad:
             worker.start()
             self._workers.append(worker)
         return self
+
+    def wait_answered(self, count: int, timeout_s: float) -> None:
+        """Block until ``count`` requests were answered correctly: the load is flowing.
+
+        Raises AssertionError when that does not happen within ``timeout_s``.
+        """
+        with self._ended:
+            flowing = self._ended.wait_for(lambda: sum(map(self.correct, list(self.outcomes))) >= count, timeout=timeout_s)
+        assert flowing, f"fewer than {count} correct answers within {timeout_s} s: {self.counts()}"
 
     def stop(self) -> None:
         self._stop.set()

@@ -56,11 +56,19 @@ class RunningServer:
 
 
 def loopback_config(repository: Path):
-    """A server config on free loopback ports, patient enough for a busy 2-core machine."""
+    """A server config on free loopback ports, patient enough for a busy 2-core machine.
+
+    Tests stop servers with requests in flight: a 5 s exit timeout (not Triton's 30 s) keeps them short.
+    """
     from tritonize.server import ServerConfig, free_port
 
     return ServerConfig(
-        repository=repository, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(), start_timeout_s=180
+        repository=repository,
+        http_port=free_port(),
+        grpc_port=free_port(),
+        metrics_port=free_port(),
+        start_timeout_s=180,
+        exit_timeout_s=5,
     )
 
 
@@ -124,6 +132,24 @@ def classifier_repository(demo_repository: Path, tmp_path_factory: pytest.TempPa
         step = Path(config).parent.name
         shutil.copytree(demo_repository / step, out / step)
     (out / "build_report.json").write_text(json.dumps({**report, "models": {name: report["models"][name]}}))
+    return out
+
+
+@pytest.fixture(scope="session")
+def single_instance_repository(tmp_path_factory: pytest.TempPathFactory, tritonize_cache: Path) -> Path:
+    """The classifier with ONE instance of its Python step: a dead or stopped stub then takes the
+    deployment down, the case the watchdog exists for. (The shipped spec runs two instances,
+    and Triton routes requests around a dead one: see the stub-sigkill test on that repository.)"""
+    from dataclasses import replace
+
+    from tritonize.pipeline import BuildOptions, build
+    from tritonize.spec import load_spec
+
+    spec = load_spec()
+    spec = spec.select(["distilbert_emotion"])
+    spec = replace(spec, models=tuple(replace(m, python_instances=1) for m in spec.models))
+    out = tmp_path_factory.mktemp("single-instance") / "model_repository"
+    build(BuildOptions(spec=spec, out=out, demo="tiny", cache_dir=tritonize_cache))
     return out
 
 

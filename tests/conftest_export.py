@@ -16,14 +16,19 @@ import pytest
 
 from tritonize.spec import ModelSpec, Task
 
-_ROOT = Path(tempfile.mkdtemp(prefix="tritonize-test-export-"))
-atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
+
+@functools.cache
+def _root() -> Path:
+    """One scratch directory per test session, made when a test first needs it (not at import)."""
+    root = Path(tempfile.mkdtemp(prefix="tritonize-test-export-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    return root
 
 DEMO_TASKS = {"distilbert": Task.TEXT_CLASSIFICATION}
 
 
 def scratch_dir(name: str) -> Path:
-    path = _ROOT / name
+    path = _root() / name
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -41,7 +46,7 @@ def tiny_checkpoint(demo: str, labels: tuple[str, ...] = ()) -> Path:
     from tritonize.demo import make_demo_checkpoint
 
     key = "-".join((demo, *labels))
-    return make_demo_checkpoint(demo_spec(demo, labels), "tiny", _ROOT / "checkpoints" / key)
+    return make_demo_checkpoint(demo_spec(demo, labels), "tiny", _root() / "checkpoints" / key)
 
 
 def shipped_spec(demo: str) -> ModelSpec:
@@ -62,7 +67,7 @@ def tiny_t5_export(demo: str):
     """The three ONNX graphs of :func:`tiny_t5`, exported once per session."""
     from tritonize.export.t5 import export_t5
 
-    return export_t5(tiny_t5(demo), _ROOT / "t5-onnx" / demo)
+    return export_t5(tiny_t5(demo), _root() / "t5-onnx" / demo)
 
 
 @pytest.fixture(scope="module")

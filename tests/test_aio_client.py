@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from tritonize.aio_client import AsyncTritonizeClient, map_concurrent
-from tritonize.errors import ModelNotFoundError, RequestTimeoutError, ServerUnavailableError
+from tritonize.errors import ModelNotFoundError, OverloadedError, RequestTimeoutError, ServerUnavailableError
 
 TEXTS = ["i am so happy today", "this is terrible and i hate it", "i feel a little scared of the dark"]
 
@@ -83,30 +83,30 @@ def test_aio_client_raises_model_not_found_when_model_is_unknown(triton_server, 
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
-def test_aio_client_retries_then_raises_server_unavailable_when_nothing_listens(protocol: str) -> None:
+def test_aio_client_retries_then_raises_server_unavailable_when_nothing_listens(protocol: str, caplog) -> None:
     url = f"127.0.0.1:{_closed_port()}"
 
     async def run():
         async with AsyncTritonizeClient(url, protocol, timeout=5.0, retries=2, backoff_s=0.1) as client:
             await client.classify(TEXTS)
 
-    start = time.monotonic()
-    with pytest.raises(ServerUnavailableError) as info:
+    with caplog.at_level(logging.DEBUG, logger="tritonize.aio_client"), pytest.raises(ServerUnavailableError) as info:
         asyncio.run(run())
     assert url in str(info.value) and info.value.url == url
-    assert time.monotonic() - start >= 0.3  # two retries: 0.1 s + 0.2 s of backoff
+    retries = [r.getMessage() for r in caplog.records if "refused" in r.getMessage() and "retry" in r.getMessage()]
+    assert [m.split("retry ")[1].split(" ")[0] for m in retries] == ["1", "2"]  # both retries, then the error
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
-def test_aio_client_raises_timeout_and_does_not_retry_when_server_hangs(silent_server: str, protocol: str) -> None:
+def test_aio_client_raises_timeout_and_does_not_retry_when_server_hangs(silent_server: str, protocol: str, caplog) -> None:
     async def run():
         async with AsyncTritonizeClient(silent_server, protocol, timeout=0.5) as client:
             await client.infer_raw("distilbert_emotion", TEXTS, ["LABEL"])
 
-    start = time.monotonic()
-    with pytest.raises(RequestTimeoutError, match=silent_server):
+    with caplog.at_level(logging.DEBUG, logger="tritonize.aio_client"), pytest.raises(RequestTimeoutError, match=silent_server) as info:
         asyncio.run(run())
-    assert time.monotonic() - start < 3.0
+    assert "no answer within 0.5 s" in str(info.value)
+    assert not [r for r in caplog.records if "retry" in r.getMessage()]  # a timeout is never resent
 
 
 @pytest.mark.triton
@@ -121,7 +121,14 @@ def test_aio_client_deadline_fires_and_client_stays_usable_when_server_is_slow(c
     async def run():
         async with AsyncTritonizeClient(url, protocol, timeout=60.0) as patient:
             config = await patient.model_config("distilbert_slow_model")
-            expected = await patient.classify(texts, model="distilbert_emotion")
+            for attempt in range(5):  # the 20 ms-queue deployment may refuse even a lone request on a busy machine
+                try:
+                    expected = await patient.classify(texts, model="distilbert_emotion")
+                    break
+                except OverloadedError:
+                    if attempt == 4:
+                        raise
+                    await asyncio.sleep(0.2 * 2**attempt)
         delay_s = int(config["dynamic_batching"]["max_queue_delay_microseconds"]) / 1e6
         assert delay_s >= 1.0
         async with AsyncTritonizeClient(url, protocol, timeout=delay_s / 4, retries=3) as hasty:

@@ -15,6 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from conftest import loopback_config
 
 from tritonize.aio_client import AsyncTritonizeClient
 from tritonize.client import TritonizeClient
@@ -62,11 +63,9 @@ def _async_call(url: str, protocol: str, call: str) -> tuple[str, float]:
 
 
 def test_every_client_call_ends_by_its_deadline_when_the_server_stops_answering(classifier_repository, tritonize_cache):
-    from tritonize.server import EmbeddedServer, ServerConfig, free_port
+    from tritonize.server import EmbeddedServer
 
-    config = ServerConfig(
-        repository=classifier_repository, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(), start_timeout_s=180
-    )
+    config = loopback_config(classifier_repository)
     cases = [
         (kind, protocol, call)
         for kind in ("sync", "async")

@@ -177,6 +177,19 @@ def _queue_ns(server, model: str) -> tuple[int, int]:
     return int(stats["success"]["count"]), int(stats["queue"]["ns"])
 
 
+def _classify_when_admitted(client: TritonizeClient, texts: list[str], model: str, attempts: int = 5):
+    """The constrained deployment refuses a request that queued over 20 ms: on a busy machine even a
+    lone one. Refusals mean "retry later" (``OverloadedError``), so the reference answer is retried."""
+    for attempt in range(attempts):
+        try:
+            return client.classify(texts, model=model)
+        except OverloadedError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
 @pytest.mark.triton
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_sync_client_deadline_fires_when_server_is_slow(constrained_server, protocol: str) -> None:
@@ -185,7 +198,7 @@ def test_sync_client_deadline_fires_when_server_is_slow(constrained_server, prot
     step = "distilbert_slow_model"
     with TritonizeClient(url, protocol, timeout=60.0) as patient:
         delay_us = int(patient.model_config(step)["dynamic_batching"]["max_queue_delay_microseconds"])
-        expected = patient.classify(["i am so happy"], model="distilbert_emotion")
+        expected = _classify_when_admitted(patient, ["i am so happy"], "distilbert_emotion")
     assert delay_us >= 1_000_000
     start = _queue_ns(constrained_server, step)
     with TritonizeClient(url, protocol, timeout=delay_us / 1e6 / 4) as hasty:

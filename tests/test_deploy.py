@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tritonize.cli import main as cli_main
-from tritonize.deploy import compose, images
+from tritonize.deploy import compose, images, yaml_io
 from tritonize.deploy.release import load_release
 from tritonize.errors import DeployError
 from tritonize.server import ADMIN_HEADER, RESTRICTED_APIS
@@ -166,7 +166,7 @@ def test_compose_follows_server_table_when_spec_changes(tmp_path):
     text = re.sub(r"(?m)^http_port = 8000$", "http_port = 9000", text)
     text = re.sub(r"(?m)^shm_size_mib = 1024$", "shm_size_mib = 1536", text)
     spec = parse_spec(text, source="changed.toml")
-    path = compose.write_compose(spec, load_release(), Target.GPU, tmp_path / "docker-compose.yml")
+    path = yaml_io.write(tmp_path / "docker-compose.yml", compose.render(spec, load_release(), Target.GPU))
     triton = _parsed(path)["services"]["triton"]
     assert triton["deploy"]["resources"]["reservations"]["devices"][0]["count"] == 2
     assert "--http-port=9000" in triton["command"]

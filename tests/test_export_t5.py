@@ -13,7 +13,8 @@ from tritonize.backends.t5_decoding import greedy_decode, score_labels
 from tritonize.corpus import builtin_emotion, builtin_reviews
 from tritonize.demo.t5 import build_t5
 from tritonize.errors import ValidationError
-from tritonize.export.t5 import T5_FILES, export_t5, ort_runners, validate_t5
+from tritonize.export.t5 import T5_FILES, export_t5
+from tritonize.export.t5_validate import ort_runners, validate_t5
 from tritonize.export.tensors import T5_COMPONENTS, t5_graphs
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -173,3 +174,13 @@ def test_score_labels_matches_pytorch_within_1e4(demo: str):
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert float(np.abs(probs - expected).max()) < 1e-4
     assert len(set(probs.argmax(axis=1).tolist())) >= 2  # the scores depend on the input
+
+
+def test_names_moved_out_of_the_export_module_still_import_with_a_deprecation_warning():
+    import tritonize.export.t5 as t5
+    from tritonize.export import t5_torch, t5_validate
+
+    with pytest.warns(DeprecationWarning, match="moved to tritonize.export.t5_validate"):
+        assert t5.validate_t5 is t5_validate.validate_t5
+    with pytest.warns(DeprecationWarning, match="moved to tritonize.export.t5_torch"):
+        assert t5.torch_runners is t5_torch.torch_runners

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import loopback_config
 
 from tritonize.engines.validate import top1_changes
 from tritonize.errors import SpecError, ValidationError
@@ -60,12 +61,11 @@ def test_int8_build_fails_and_keeps_previous_repository_when_gate_threshold_is_n
 def test_int8_served_labels_agree_with_fp32_served_labels(int8_repository: Path, triton_server, tritonize_cache):
     from tritonize.client import classify
     from tritonize.corpus import builtin_emotion
-    from tritonize.server import EmbeddedServer, ServerConfig, free_port
+    from tritonize.server import EmbeddedServer
 
     texts = [e.text for e in builtin_emotion()]
     fp32 = classify(texts, url=triton_server.grpc_url)
-    config = ServerConfig(repository=int8_repository, http_port=free_port(), grpc_port=free_port(),
-                          metrics_port=free_port(), start_timeout_s=180)
+    config = loopback_config(int8_repository)
     with EmbeddedServer(config, cache_dir=tritonize_cache) as server:
         int8 = classify(texts, url=server.grpc_url)
     agree = sum(a["label"] == b["label"] for a, b in zip(fp32, int8)) / len(texts)

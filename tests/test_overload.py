@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 
 from tritonize.aio_client import AsyncTritonizeClient
-from tritonize.client import SCHEDULER_REFUSALS, TritonizeClient
+from tritonize.client import TritonizeClient
 from tritonize.corpus import builtin_emotion
 from tritonize.errors import OverloadedError
+from tritonize.triton_facts import SCHEDULER_REFUSALS
 
 pytestmark = pytest.mark.triton
 MODEL = "distilbert_emotion"

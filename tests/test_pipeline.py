@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import loopback_config
 
 from tritonize.cli import main
 from tritonize.errors import RepositoryError, ValidationError
@@ -53,12 +54,11 @@ def live_repository(demo_repository: Path, tmp_path: Path) -> Path:
 @pytest.mark.slow
 def test_build_failing_half_way_leaves_previous_repository_serving(live_repository: Path, tritonize_cache: Path):
     from tritonize.client import classify
-    from tritonize.server import EmbeddedServer, ServerConfig, free_port
+    from tritonize.server import EmbeddedServer
 
     before = _snapshot(live_repository)
     spec = parse_spec(STRICT_SPEC, source="strict.toml")
-    config = ServerConfig(repository=live_repository, http_port=free_port(), grpc_port=free_port(),
-                          metrics_port=free_port(), start_timeout_s=180)
+    config = loopback_config(live_repository)
     with EmbeddedServer(config, cache_dir=tritonize_cache) as server:
         answer = classify(["i love my friends so much"], url=server.grpc_url)
         with pytest.raises(ValidationError, match="distilbert_strict"):

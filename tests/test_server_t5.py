@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from _concurrency import model_stats, run_concurrently
+from conftest import loopback_config
 
 from tritonize.client import TritonizeClient
 from tritonize.corpus import builtin_emotion, builtin_reviews, load_corpus, shared_data_path
@@ -150,7 +152,16 @@ def _batching_counts(http_url: str, grpc_url: str, admin_key: str, name: str) ->
             client.generate([texts[(2 * i + j) % len(texts)]], model=name)
 
     run_concurrently(16, user, lambda: TritonizeClient(grpc_url, "grpc", timeout=120))
-    counts = {m: tuple(a - b for a, b in zip(model_stats(http_url, m, admin_key), before[m])) for m in models}
+
+    def counts_now() -> dict[str, tuple[int, ...]]:
+        return {m: tuple(a - b for a, b in zip(model_stats(http_url, m, admin_key), before[m])) for m in models}
+
+    # Triton counts a BLS entry model's request after its execute() returns, which can be just after
+    # the client got its answer: wait for all 32 to be counted (bounded), then read every model.
+    deadline = time.monotonic() + 30
+    while counts_now()[name][0] < 32 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    counts = counts_now()
     for m, (inf, exe) in counts.items():
         print(f"{m}: {inf} inferences in {exe} executions")
     return counts
@@ -169,7 +180,7 @@ def unbatched_t5_server(triton_server, tmp_path_factory, tritonize_cache):
     from google.protobuf import text_format
     from tritonclient.grpc import model_config_pb2
 
-    from tritonize.server import EmbeddedServer, ServerConfig, free_port
+    from tritonize.server import EmbeddedServer
 
     name = T5_MODELS[0].name
     report = json.loads((triton_server.repository / "build_report.json").read_text())
@@ -181,7 +192,7 @@ def unbatched_t5_server(triton_server, tmp_path_factory, tritonize_cache):
         config.ClearField("dynamic_batching")
         (out / config_path).write_text(text_format.MessageToString(config))
     (out / "build_report.json").write_text(json.dumps({**report, "models": {name: report["models"][name]}}))
-    config = ServerConfig(repository=out, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(), start_timeout_s=180)
+    config = loopback_config(out)
     with EmbeddedServer(config, cache_dir=tritonize_cache) as server:
         yield server
 

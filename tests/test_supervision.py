@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from _faults import MODEL, SteadyLoad, healthy_answers
-from conftest import instance_count
+from conftest import instance_count, loopback_config
 
 from tritonize.corpus import builtin_emotion
 from tritonize.serving import processes
@@ -29,25 +29,8 @@ from tritonize.serving.watchdog import WatchdogConfig
 pytestmark = pytest.mark.triton
 
 RECOVERY_LIMIT_S = 60.0  # a bound so nothing waits forever, not a performance goal
+WARM_ANSWERS = 20  # correct answers before a fault: each of the 4 senders is past its first request
 TEXTS = [e.text for e in builtin_emotion()][:24]
-
-
-@pytest.fixture(scope="module")
-def single_instance_repository(tmp_path_factory: pytest.TempPathFactory, tritonize_cache: Path) -> Path:
-    """The classifier with ONE instance of its Python step: a dead or stopped stub then takes the
-    deployment down, the case the watchdog exists for. (The shipped spec runs two instances,
-    and Triton routes requests around a dead one: see the stub-sigkill test on that repository.)"""
-    from dataclasses import replace
-
-    from tritonize.pipeline import BuildOptions, build
-    from tritonize.spec import load_spec
-
-    spec = load_spec()
-    spec = spec.select([MODEL])
-    spec = replace(spec, models=tuple(replace(m, python_instances=1) for m in spec.models))
-    out = tmp_path_factory.mktemp("single-instance") / "model_repository"
-    build(BuildOptions(spec=spec, out=out, demo="tiny", cache_dir=tritonize_cache))
-    return out
 
 
 def _instances(repository: Path, step: str) -> int:
@@ -57,12 +40,9 @@ def _instances(repository: Path, step: str) -> int:
 
 
 def _supervisor(repository: Path, cache: Path, interval_s: float, status_file: Path | None = None):
-    from tritonize.server import ServerConfig, free_port
     from tritonize.serving.supervisor import Supervisor
 
-    config = ServerConfig(
-        repository=repository, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(), start_timeout_s=180
-    )
+    config = loopback_config(repository)
     watchdog = WatchdogConfig(interval_s=interval_s, probe_timeout_s=5.0)
     return Supervisor(config, watchdog, cache_dir=cache, status_file=status_file)
 
@@ -76,7 +56,7 @@ def _events(supervisor) -> list:
 
 
 def _kinds(supervisor) -> list[str]:
-    return [e.kind for e in _events(supervisor)]
+    return [e.kind.value for e in _events(supervisor)]
 
 
 def _assert_clean_after(supervisor, server_pids: list[int]) -> None:
@@ -96,7 +76,7 @@ def _run_fault(
     baseline = supervisor.memory()
     load = SteadyLoad(urls=_urls(supervisor), expected=expected).start()
     try:
-        time.sleep(1.0)
+        load.wait_answered(WARM_ANSWERS, timeout_s=RECOVERY_LIMIT_S)  # every sender is past its first request
         t_fault = time.monotonic()
         inject()
         recovery_s = load.wait_recovered(t_fault, RECOVERY_LIMIT_S)
@@ -105,7 +85,7 @@ def _run_fault(
         load.stop()
     after = supervisor.memory()
     counts = load.counts()
-    watched = [e.to_dict() for e in _events(supervisor) if e.kind in ("reloaded", "restarted", "recovered")]
+    watched = [e.to_dict() for e in _events(supervisor) if e.kind.value in ("reloaded", "restarted", "recovered")]
     extra = {
         "errors_after_fault": len(load.errors_after(t_fault)),
         "rss_ratio": f"{after['rss_bytes'] / baseline['rss_bytes']:.2f}",
@@ -256,13 +236,14 @@ def _held_requests(urls: dict[str, str], texts: list[str]) -> tuple[list[threadi
     from tritonize.client import TritonizeClient
 
     results: list[dict] = [{} for _ in texts]
-    barrier = threading.Barrier(len(texts) + 1)
+    warmed, release = threading.Barrier(len(texts) + 1), threading.Barrier(len(texts) + 1)
 
     def send(i: int) -> None:
         protocol = ("grpc", "http")[i % 2]
         with TritonizeClient(urls[protocol], protocol, timeout=10) as client:
             client.classify(["warm up"], model=MODEL)  # config cached: the held call is one request
-            barrier.wait()
+            warmed.wait()
+            release.wait()
             results[i]["sent"] = time.monotonic()
             try:
                 results[i]["answer"] = client.classify([texts[i]], model=MODEL)[0]
@@ -272,7 +253,15 @@ def _held_requests(urls: dict[str, str], texts: list[str]) -> tuple[list[threadi
     threads = [threading.Thread(target=send, args=(i,), daemon=True) for i in range(len(texts))]
     for t in threads:
         t.start()
-    return threads, results, barrier
+    return threads, results, warmed, release
+
+
+def _wait_line(lines: list[str], text: str, timeout_s: float = 10.0) -> None:
+    """Until ``tritonize serve`` printed a line containing ``text``."""
+    deadline = time.monotonic() + timeout_s
+    while not any(text in line for line in list(lines)):
+        assert time.monotonic() < deadline, f"serve never printed {text!r}: {''.join(lines)}"
+        time.sleep(0.02)
 
 
 def test_serve_answers_accepted_requests_and_refuses_new_ones_when_sent_sigterm(
@@ -286,19 +275,19 @@ def test_serve_answers_accepted_requests_and_refuses_new_ones_when_sent_sigterm(
         stub = processes.stub_of(server_pid, f"{MODEL}_model")
         regions = {s.shm_region for s in processes.server_stubs(server_pid)}
         held_texts = TEXTS[:4]
-        threads, held, barrier = _held_requests(urls, held_texts)
-        deadline = time.monotonic() + 60
-        while barrier.n_waiting < len(held_texts) and time.monotonic() < deadline:
-            time.sleep(0.05)  # every client warmed up
+        threads, held, warmed, release = _held_requests(urls, held_texts)
+        warmed.wait(timeout=60)  # every client warmed up (model config cached: the held call is one request)
         # The model step is paused for well under Triton's 1 s stub health check, so the held
         # requests are accepted and inside the ensemble when SIGTERM arrives.
         os.kill(stub.pid, signal.SIGSTOP)
         try:
-            barrier.wait(timeout=5)
+            release.wait(timeout=5)
+            # No event says a request is inside the server: 2.51 counts queued requests
+            # (nv_inference_pending_request_count) but not those an instance is executing.
             time.sleep(0.2)
             t_term = time.monotonic()
             proc.send_signal(signal.SIGTERM)
-            time.sleep(0.15)
+            _wait_line(lines, "stopping: draining deployments")
             late = SteadyLoad(urls=urls, expected=expected, threads=2).start()
         finally:
             os.kill(stub.pid, signal.SIGCONT)

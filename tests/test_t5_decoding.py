@@ -26,7 +26,7 @@ from tritonize.backends.t5_decoding import (
     score_labels_async,
 )
 from tritonize.corpus import builtin_emotion
-from tritonize.export.t5 import ort_runners
+from tritonize.export.t5_validate import ort_runners
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 DEMO = "flan-t5-small"

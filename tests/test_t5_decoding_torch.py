@@ -1,6 +1,6 @@
 """The decoding loop on torch tensors end to end (the GPU target's path) vs Hugging Face on the same device.
 
-The steps are the PyTorch modules ``export_t5`` traces (:func:`tritonize.export.t5.torch_runners`),
+The steps are the PyTorch modules ``export_t5`` traces (:func:`tritonize.export.t5_torch.torch_runners`),
 so on a GPU the KV cache, the argmax and the row selection stay on the device as they do in
 the served GPU path, and greedy decoding must stay token-exact with ``model.generate`` and label
 scoring within 1e-4 of PyTorch's log-likelihoods. The ``cpu`` variants run everywhere; the
@@ -32,7 +32,7 @@ BATCH = 16
 def _model(demo: str, device: str):
     from transformers import AutoTokenizer
 
-    from tritonize.export.t5 import load_seq2seq
+    from tritonize.export.t5_torch import load_seq2seq
 
     path = tiny_t5(demo)
     return AutoTokenizer.from_pretrained(path), load_seq2seq(path, attn_implementation="eager").to(device)
@@ -42,7 +42,7 @@ class DeviceSteps:
     """torch step callables on one device; fails a call whose inputs are not tensors on that device."""
 
     def __init__(self, model, device: str) -> None:
-        from tritonize.export.t5 import torch_runners
+        from tritonize.export.t5_torch import torch_runners
 
         self.runners = torch_runners(model)
         self.device = device

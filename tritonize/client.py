@@ -27,34 +27,12 @@ from tritonize.errors import (
     RequestTimeoutError,
     ServerUnavailableError,
 )
+from tritonize.triton_facts import RESTRICTED_MESSAGE, SCHEDULER_REFUSALS
+from tritonize.urls import PROTOCOLS, check_host_port, check_protocol, default_url
 
 DEFAULT_MODEL = "distilbert_emotion"
-DEFAULT_URLS = {"http": "127.0.0.1:8000", "grpc": "127.0.0.1:8001"}
-PROTOCOLS = ("grpc", "http")
-
-
-def check_protocol(protocol: str) -> str:
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    return protocol
-
-
-def check_url(url: str) -> str:
-    """``host:port`` as tritonclient wants it; anything else fails here, with one clear message,
-    rather than inside tritonclient (whose half-built client then prints a traceback at exit).
-
-    Raises:
-        ClientError: a scheme (``http://``), no port, or a port outside 1..65535.
-    """
-    host, _, port = url.rpartition(":")
-    problem = None
-    if "://" in url:
-        problem = "give host:port without a scheme, e.g. 127.0.0.1:8000"
-    elif not host or not port.isdigit() or not 0 < int(port) < 65536:
-        problem = "give host:port with a port in 1..65535, e.g. 127.0.0.1:8001"
-    if problem:
-        raise ClientError(url, "-", problem)
-    return url
+DEFAULT_URLS = {protocol: default_url(protocol) for protocol in PROTOCOLS}
+check_url = check_host_port  # host:port as tritonclient wants it (ClientError otherwise)
 
 
 def to_text_input(texts: Sequence[str | bytes]) -> np.ndarray:
@@ -125,15 +103,13 @@ _BY_STATUS: dict[str, type[ClientError]] = {
 # decide: Triton's scheduler refusals are OverloadedError; Triton's gRPC frontend also answers a
 # restricted API with UNAVAILABLE; anything else (gRPC could not connect, the connection broke,
 # the server is stopping) means the server is not there to serve.
-SCHEDULER_REFUSALS = ("Exceeds maximum queue size", "Request timeout expired")
-_RESTRICTED = "is restricted"
 _UNAVAILABLE = {"503", "StatusCode.UNAVAILABLE"}
 
 
 def _class_for(status: str, message: str) -> type[ClientError]:
     cls = _BY_STATUS.get(status, InferenceError)
     if status in _UNAVAILABLE and not any(text in message for text in SCHEDULER_REFUSALS):
-        return AccessDeniedError if _RESTRICTED in message else ServerUnavailableError
+        return AccessDeniedError if RESTRICTED_MESSAGE in message else ServerUnavailableError
     return cls
 
 

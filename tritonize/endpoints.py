@@ -32,6 +32,8 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from tritonize.errors import ClientError, ModelNotFoundError, ServerUnavailableError
+from tritonize.triton_facts import grpc_never_connected
+from tritonize.urls import check_host_port
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +60,7 @@ def split_urls(urls: str | Sequence[str]) -> tuple[str, ...]:
     if not any(parts):
         raise ClientError(text, "-", "no server URL given; expected host:port[,host:port...]")
     for part in parts:
-        host, _, port = part.rpartition(":")
-        if "://" in part or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ClientError(part or text, "-", "each server URL must be host:port (no scheme), e.g. 127.0.0.1:8001")
+        check_host_port(part)
     if len(set(parts)) != len(parts):
         raise ClientError(text, "-", "a server URL is listed twice")
     return parts
@@ -97,10 +97,7 @@ def _refused(exc: BaseException) -> bool:
     aiohttp = sys.modules.get("aiohttp")  # loaded only where the asyncio HTTP client is in use
     if aiohttp is not None and isinstance(exc, aiohttp.ClientConnectorError):  # asyncio HTTP: connect failed
         return True
-    status, message = _grpc_status(exc)
-    # gRPC: the channel could not connect ("failed to connect to all addresses ... Connection refused").
-    # Not "Connection reset by peer" or "Socket closed": those break a request that was already sent.
-    return status == "StatusCode.UNAVAILABLE" and ("failed to connect" in message or "connection refused" in message)
+    return grpc_never_connected(*_grpc_status(exc))
 
 
 def refused_before_accepted(exc: BaseException) -> bool:

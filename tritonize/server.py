@@ -15,7 +15,6 @@ the admin header, on HTTP and gRPC. Model control mode is ``none`` unless a supe
 
 from __future__ import annotations
 
-import ctypes
 import ipaddress
 import logging
 import os
@@ -33,15 +32,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tritonize.errors import ServerError, ServerStartTimeout
+from tritonize.triton_facts import GRPC_RESTRICTED_HEADER_PREFIX, RESTRICTED_APIS
+from tritonize.urls import GRPC_PORT, HTTP_PORT, LOOPBACK, METRICS_PORT
 
 log = logging.getLogger(__name__)
 
-# Triton 2.51's API groups (``--http-restricted-api`` / ``--grpc-restricted-protocol`` accept exactly these).
-CLIENT_APIS = ("health", "metadata", "inference", "model-config")  # what an inference client needs: open
-RESTRICTED_APIS = ("model-repository", "shared-memory", "statistics", "trace", "logging")  # admin header
 ADMIN_HEADER = "admin-key"
-# Triton 2.51 checks restricted gRPC calls for this metadata key (it prefixes the configured one).
-GRPC_ADMIN_HEADER = f"triton-grpc-protocol-{ADMIN_HEADER}"
+GRPC_ADMIN_HEADER = f"{GRPC_RESTRICTED_HEADER_PREFIX}{ADMIN_HEADER}"
+# Triton's own default (``--exit-timeout-secs``): on SIGINT/SIGTERM, time for in-flight requests.
+DEFAULT_EXIT_TIMEOUT_S = 30
 MODEL_CONTROL_MODES = ("none", "explicit")
 VULNERABILITIES = (
     "CVE-2025-23310, CVE-2025-23311 (HTTP chunked request bodies)",
@@ -128,16 +127,16 @@ class ServerConfig:
     """Everything the server is started with; the argument list is built from it, never split."""
 
     repository: Path
-    host: str = "127.0.0.1"
-    http_port: int = 8000
-    grpc_port: int = 8001
-    metrics_port: int = 8002
+    host: str = LOOPBACK
+    http_port: int = HTTP_PORT
+    grpc_port: int = GRPC_PORT
+    metrics_port: int = METRICS_PORT
     admin_key: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     restrict_admin_apis: bool = True
     expose_statistics: bool = False
     model_control: str = "none"
     grpc_tls: GrpcTls | None = None
-    exit_timeout_s: int = 5
+    exit_timeout_s: int = DEFAULT_EXIT_TIMEOUT_S
     start_timeout_s: float = 120.0
     log_file: Path | None = None
     log_verbose: int = 0
@@ -225,11 +224,21 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+def launch_command(args: list[str]) -> list[str]:
+    """``args`` behind ``setpriv --pdeathsig TERM`` where util-linux's setpriv exists.
+
+    Why: the server must not outlive the process that started it (a killed test run, a killed
+    ``tritonize serve``). The parent-death signal is set by setpriv, which then execs
+    tritonserver (same pid), instead of by Python code run between fork and exec (``preexec_fn``),
+    which is unsafe while other threads run: the watchdog restarts the server from its thread.
+    The signal follows the *thread* that started the server, which lives until the server stops.
+    Without setpriv the server starts unguarded (and a warning says so).
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        log.warning("setpriv (util-linux) not found: tritonserver will outlive this process if it is killed")
+        return list(args)
+    return [setpriv, "--pdeathsig", "TERM", "--", *args]
 
 
 class EmbeddedServer:
@@ -268,22 +277,25 @@ class EmbeddedServer:
             text = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError:
             return "(no log)"
-        return "\n".join(line for line in text if "NVML" not in line)[-4000:] if text else "(empty log)"
+        kept = [line for line in text if "NVML" not in line][-lines:]
+        return "\n".join(kept)[-4000:] if kept else "(empty log)"
 
     def start(self) -> EmbeddedServer:
         cfg = self.config
         if not (cfg.repository / "").is_dir():
             raise ServerError(f"model repository {cfg.repository} does not exist; run `tritonize build` first")
         for port in (cfg.http_port, cfg.grpc_port, cfg.metrics_port):
-            if not port_is_free(cfg.host if cfg.host != "0.0.0.0" else "0.0.0.0", port):
+            if not port_is_free(cfg.host, port):
                 raise ServerError(f"port {port} on {cfg.host} is already in use")
         binary = _pytriton_root() / "tritonserver" / "bin" / "tritonserver"
         args = cfg.args(binary, prepare_backend_dir(self.cache_dir))
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log.debug("starting %s", " ".join(args))
         with open(self.log_path, "wb") as log_file:
+            # Its own session: a terminal's Ctrl-C reaches this process, which drains and stops the
+            # server, instead of reaching tritonserver directly in the middle of that.
             self.process = subprocess.Popen(
-                args, stdout=log_file, stderr=subprocess.STDOUT, env=server_env(), preexec_fn=_die_with_parent
+                launch_command(args), stdout=log_file, stderr=subprocess.STDOUT, env=server_env(), start_new_session=True
             )
         self._wait_ready()
         return self

@@ -17,6 +17,7 @@ from typing import Any
 import tomllib
 
 from tritonize.errors import SpecError
+from tritonize.urls import GRPC_PORT, HTTP_PORT, METRICS_PORT
 
 DEFAULT_SPEC = "models.toml"
 
@@ -228,12 +229,6 @@ class ModelSpec:
         """The batch size TensorRT tunes for and the dynamic batcher prefers."""
         return self.opt_batch_size or self.max_batch_size
 
-    def with_checkpoint(self, checkpoint: str) -> ModelSpec:
-        return dataclasses.replace(self, checkpoint=checkpoint)
-
-    def with_labels(self, labels: tuple[str, ...]) -> ModelSpec:
-        return dataclasses.replace(self, labels=tuple(labels))
-
 
 @dataclass(frozen=True, kw_only=True)
 class ServerSpec:
@@ -247,9 +242,9 @@ class ServerSpec:
     """
 
     gpus: int = 1
-    http_port: int = 8000
-    grpc_port: int = 8001
-    metrics_port: int = 8002
+    http_port: int = HTTP_PORT
+    grpc_port: int = GRPC_PORT
+    metrics_port: int = METRICS_PORT
     shm_size_mib: int = 1024
     replicas: int = 1
     max_replicas: int = 4

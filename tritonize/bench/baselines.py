@@ -15,13 +15,15 @@ from typing import Any
 from tritonize.bench.cpu import measure
 from tritonize.bench.rows import Load, Measurement, RowKey, RowPath
 from tritonize.errors import TritonizeError
+from tritonize.spec import Task
 
 
 class BenchError(TritonizeError, RuntimeError):
     """A benchmark step could not run (missing repository file, failed build)."""
 
 
-def _parameters(repository: Path, model_name: str) -> dict[str, str]:
+def step_parameters(repository: Path, model_name: str) -> dict[str, str]:
+    """The `parameters` of one model of a built repository, as strings (Triton config values are strings)."""
     from tritonize.repository.triton_config import parse_pbtxt
 
     path = repository / model_name / "config.pbtxt"
@@ -47,10 +49,10 @@ class ServedFiles:
         from tritonize.repository.layout import VERSION, StepNames
 
         names = StepNames(deployment)
-        model_params = _parameters(repository, names.model)
+        model_params = step_parameters(repository, names.model)
         fused = (repository / names.model / VERSION / TOKENIZER_FILE).exists()
         tokenizer_step = names.model if fused else names.tokenizer
-        params = model_params if fused else _parameters(repository, tokenizer_step)
+        params = model_params if fused else step_parameters(repository, tokenizer_step)
         return cls(
             tokenizer_dir=repository / tokenizer_step / VERSION,
             model_file=repository / names.model / VERSION / MODEL_FILE,
@@ -141,7 +143,7 @@ def hf_pipeline(checkpoint: str, texts: list[str], batches: tuple[int, ...]) -> 
     """``pipeline("text-classification")`` of the checkpoint the repository was built from (CPU)."""
     from transformers import pipeline
 
-    pipe = pipeline("text-classification", model=checkpoint, device=-1)
+    pipe = pipeline(Task.TEXT_CLASSIFICATION.value, model=checkpoint, device=-1)
     pipe(texts[:2], truncation=True)  # warm-up
 
     def run(batch: int) -> float:

@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from tritonize.bench.baselines import BenchError
+from tritonize.spec import Task
 
 logger = logging.getLogger(__name__)
 
 FINGERPRINT_FILE = "bench_fingerprint.txt"
-CLASSIFICATION = "text-classification"
-TEXT2TEXT = "text2text-generation"
 
 
 def read_report(repository: Path) -> dict[str, Any]:
@@ -48,12 +47,12 @@ class Deployments:
         models = report.get("models", {})
         if not models:
             raise BenchError(f"{repository} has no build_report.json with models: build it with `tritonize build`")
-        classifiers = [name for name, entry in models.items() if entry.get("task") == CLASSIFICATION]
+        classifiers = [name for name, entry in models.items() if entry.get("task") == Task.TEXT_CLASSIFICATION.value]
         if classifier is not None and classifier not in classifiers:
             raise BenchError(f"{repository} has no text-classification deployment {classifier!r}; it has {classifiers}")
         if not classifiers:
             raise BenchError(f"{repository} has no text-classification deployment to benchmark")
-        generators = [name for name, entry in models.items() if entry.get("task") == TEXT2TEXT]
+        generators = [name for name, entry in models.items() if entry.get("task") == Task.TEXT2TEXT_GENERATION.value]
         return cls(classifier=classifier or classifiers[0], generator=next(iter(generators), None), report=report)
 
     def checkpoint(self, name: str) -> str | None:

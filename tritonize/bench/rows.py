@@ -8,10 +8,11 @@ by the display strings, which are derived from the key in one place (:meth:`RowK
 from __future__ import annotations
 
 import enum
-import math
 import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from tritonize.percentiles import percentile
 
 PROTOCOL_NAMES = {"grpc": "gRPC", "http": "HTTP"}
 
@@ -111,13 +112,6 @@ class Measurement:
         out = asdict(self)
         out["key"] = self.key.to_dict()
         return {**out, "path": self.path, "setting": self.setting, "seq_per_s": self.seq_per_s}
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (``q`` in 0..100) of a non-empty list."""
-    ordered = sorted(values)
-    rank = math.ceil(q / 100 * len(ordered))  # 1-based
-    return ordered[max(0, min(len(ordered), rank) - 1)]
 
 
 def latency_fields(latencies_s: list[float]) -> dict[str, float | None]:

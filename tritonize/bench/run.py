@@ -26,6 +26,8 @@ from tritonize.bench.repositories import (
     step_statistics,
 )
 from tritonize.bench.rows import BenchResult, Load, Measurement, RowKey, RowPath, best_rows, latency_fields
+from tritonize.demo import SIZES
+from tritonize.urls import PROTOCOLS
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +71,8 @@ class BenchConfig:
     model: str | None = None  # the classification deployment (default: the first one built)
 
     def __post_init__(self) -> None:
-        if self.demo not in ("tiny", "full"):
-            raise BenchError(f"--demo must be tiny or full, got {self.demo!r}")
+        if self.demo not in SIZES:
+            raise BenchError(f"--demo must be one of {SIZES}, got {self.demo!r}")
         if (self.http_url or self.grpc_url) and not (self.http_url and self.grpc_url and self.repository):
             raise BenchError("a running server needs repository, http_url and grpc_url together")
         if self.rows is not None and self.rows not in ROW_SETS:
@@ -130,7 +132,7 @@ def _served_closed_loop(s: Session, endpoints: Endpoints, protocol: str, concurr
 
 def measure_served(s: Session, endpoints: Endpoints) -> list[Measurement]:
     rows = []
-    for protocol in ("grpc", "http"):
+    for protocol in PROTOCOLS:
         for concurrency in CONCURRENCY:
             rows.append(_served_closed_loop(s, endpoints, protocol, concurrency, RowPath.SERVED))
             s.log(f"{rows[-1].path} {rows[-1].setting}: {rows[-1].seq_per_s:.1f} seq/s, p50 {rows[-1].p50_ms:.1f} ms")
@@ -149,7 +151,7 @@ def measure_saturation(s: Session, endpoints: Endpoints) -> list[Measurement]:
     """The served classifier at saturation from several client processes, 1 and 32 texts per
     request, both protocols; with each step's average batch and compute time per execute."""
     rows = []
-    for protocol in ("grpc", "http"):
+    for protocol in PROTOCOLS:
         for per_request in OVERHEAD_TEXTS_PER_REQUEST:
             run = drivers.Saturation(
                 url=endpoints.grpc_url if protocol == "grpc" else endpoints.http_url,
@@ -200,9 +202,9 @@ def _max_new_tokens(s: Session, name: str) -> int:
     try:
         return s.spec.get(name).max_new_tokens
     except (KeyError, ValueError):  # a repository built from another spec: the entry model's own default
-        from tritonize.bench.baselines import _parameters
+        from tritonize.bench.baselines import step_parameters
 
-        return int(_parameters(s.repository, name).get("max_new_tokens", "1"))
+        return int(step_parameters(s.repository, name).get("max_new_tokens", "1"))
 
 
 # -- one pass ----------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tritonize.demo import SIZES
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -20,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "writes bench.json and bench.md into --out."
         ),
     )
-    parser.add_argument("--demo", choices=("full", "tiny"), default="full", help="demo checkpoint size")
+    parser.add_argument("--demo", choices=SIZES, default="full", help="demo checkpoint size")
     parser.add_argument("--quick", action="store_true", help="few texts and short runs (a smoke test)")
     parser.add_argument("--corpus", type=Path, help="text;label or TSV file (default: built-in emotion corpus)")
     parser.add_argument("--texts", type=int, help="texts per measurement (default 240, --quick 48)")

@@ -6,13 +6,14 @@ import argparse
 import json
 from pathlib import Path
 
+from tritonize.demo import SIZES
 from tritonize.spec import Target, load_spec
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("build", help="build a Triton model repository from the model spec")
     p.add_argument("--spec", type=Path, default=None, help="spec TOML (default: the one shipped, tritonize/models.toml)")
-    p.add_argument("--demo", choices=["tiny", "full"], default=None, help="build local demo checkpoints instead of the hub ones")
+    p.add_argument("--demo", choices=SIZES, default=None, help="build local demo checkpoints instead of the hub ones")
     p.add_argument("--target", choices=[t.value for t in Target], default="embedded", help="where the model step runs")
     p.add_argument("--out", type=Path, default=Path("model_repository"), help="repository directory")
     p.add_argument("--model", action="append", default=None, help="rebuild only this deployment (repeatable); "

@@ -6,14 +6,15 @@ import argparse
 import json
 
 from tritonize.commands._args import positive_float, positive_int
+from tritonize.urls import PROTOCOLS, Protocol, default_url
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("classify", help="classify texts with a running server; prints JSON")
     p.add_argument("texts", nargs="+")
     p.add_argument("--model", default="distilbert_emotion")
-    p.add_argument("--protocol", choices=["grpc", "http"], default="grpc")
-    p.add_argument("--url", default=None, help="host:port (default 127.0.0.1:8001 gRPC, :8000 HTTP)")
+    p.add_argument("--protocol", choices=PROTOCOLS, default=Protocol.GRPC.value)
+    p.add_argument("--url", default=None, help=f"host:port (default {default_url('grpc')} gRPC, {default_url('http')} HTTP)")
     p.add_argument("--top-k", type=positive_int, default=1, help="classes per text (>= 1)")
     p.add_argument("--timeout", type=positive_float, default=30.0, help="seconds per request")
     p.set_defaults(func=run)

@@ -10,6 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
+from tritonize.demo import SIZES
+
 SENTENCES = [
     "i am so happy today, everything went right",
     "i feel lonely and sad since you left",
@@ -20,7 +22,7 @@ SENTENCES = [
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("demo", help="build the demo repository, start the embedded server, send requests, stop")
-    p.add_argument("--size", choices=["tiny", "full"], default="tiny", help="demo checkpoint size")
+    p.add_argument("--size", choices=SIZES, default=SIZES[0], help="demo checkpoint size")
     p.add_argument("--repository", type=Path, default=Path("model_repository"))
     p.add_argument("--skip-build", action="store_true", help="reuse an existing repository")
     p.add_argument("--model", action="append", default=None, help="deployments to build (default: all in the spec)")
@@ -38,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from tritonize.pipeline import BuildOptions, build
     from tritonize.server import EmbeddedServer, ServerConfig
     from tritonize.spec import load_spec
+    from tritonize.urls import GRPC_PORT, HTTP_PORT, METRICS_PORT
 
     spec = load_spec().select(args.model)
     if not args.skip_build:
@@ -45,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
         build(BuildOptions(spec=spec, out=args.repository, demo=args.size))
     config = ServerConfig(
         repository=args.repository,
-        http_port=_free_or_default(8000),
-        grpc_port=_free_or_default(8001),
-        metrics_port=_free_or_default(8002),
+        http_port=_free_or_default(HTTP_PORT),
+        grpc_port=_free_or_default(GRPC_PORT),
+        metrics_port=_free_or_default(METRICS_PORT),
     )
     print("== starting the embedded Triton server", flush=True)
     with EmbeddedServer(config) as server:

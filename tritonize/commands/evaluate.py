@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tritonize.urls import PROTOCOLS, Protocol, default_url
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -19,8 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", required=True, help="deployment to evaluate")
     p.add_argument("--dataset", type=Path, required=True, help="text;label or TSV file")
-    p.add_argument("--protocol", choices=("grpc", "http"), default="grpc")
-    p.add_argument("--url", help="host:port (default 127.0.0.1:8001 gRPC / :8000 HTTP)")
+    p.add_argument("--protocol", choices=PROTOCOLS, default=Protocol.GRPC.value)
+    p.add_argument("--url", help=f"host:port (default {default_url('grpc')} gRPC / {default_url('http')} HTTP)")
     p.add_argument("--out", type=Path, default=Path("artifacts/evaluate"), help="output directory")
     p.add_argument("--compare", help="second deployment: MODEL, HOST:PORT or MODEL@HOST:PORT")
     p.add_argument("--limit", type=int, help="evaluate only the first N examples")

@@ -6,13 +6,14 @@ import argparse
 import json
 
 from tritonize.commands._args import positive_float, positive_int
+from tritonize.urls import PROTOCOLS, Protocol
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("generate", help="run a text2text deployment with a running server; prints JSON")
     p.add_argument("texts", nargs="+")
     p.add_argument("--model", default="t5_small_emotion")
-    p.add_argument("--protocol", choices=["grpc", "http"], default="grpc")
+    p.add_argument("--protocol", choices=PROTOCOLS, default=Protocol.GRPC.value)
     p.add_argument("--url", default=None)
     p.add_argument(
         "--max-new-tokens", type=positive_int, default=None, help="default: the spec's max_new_tokens; the server caps it"

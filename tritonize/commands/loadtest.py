@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from tritonize.commands._args import non_negative_int, positive_float, positive_int, ratio
+from tritonize.urls import PROTOCOLS, Protocol, default_url
 
 
 def duration(text: str) -> float:
@@ -30,13 +31,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--model", default="distilbert_emotion", help="deployment (ensemble) name")
-    parser.add_argument("--protocol", choices=("grpc", "http"), default="grpc")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default=Protocol.GRPC.value)
     parser.add_argument("--users", type=positive_int, default=8, help="concurrent Locust users (closed loop)")
     parser.add_argument("--spawn-rate", type=positive_float, default=8.0, help="users started per second")
     parser.add_argument("--run-time", default="20s", help="Locust duration, e.g. 20s, 1m30s")
     parser.add_argument("--texts-per-request", type=positive_int, default=1, help="texts in one request (batch dimension)")
     parser.add_argument("--corpus", type=Path, help="text;label or TSV file (default: built-in emotion corpus)")
-    parser.add_argument("--url", help="host:port of the protocol endpoint (default 127.0.0.1:8001 gRPC / :8000 HTTP)")
+    parser.add_argument("--url", help=f"host:port of the protocol endpoint (default {default_url('grpc')} gRPC / {default_url('http')} HTTP)")
     parser.add_argument(
         "--workers",
         type=int,
@@ -44,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run Locust distributed: a headless master and this many worker processes on this machine "
         "(loopback); the summary is the master's merged statistics (default 0: one Locust process)",
     )
-    parser.add_argument("--metrics-url", help="Prometheus endpoint host:port (default 127.0.0.1:8002)")
+    parser.add_argument("--metrics-url", help=f"Prometheus endpoint host:port (default {default_url('metrics')})")
     parser.add_argument("--timeout", type=positive_float, default=30.0, help="per-request timeout, seconds")
     parser.add_argument(
         "--admin-key", help="admin key of a `tritonize serve` server (its statistics endpoint is restricted)"

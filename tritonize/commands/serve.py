@@ -13,15 +13,24 @@ import sys
 import threading
 from pathlib import Path
 
-from tritonize.server import ADMIN_HEADER, GRPC_ADMIN_HEADER, RESTRICTED_APIS, GrpcTls, ServerConfig, exposure_warning
+from tritonize.server import (
+    ADMIN_HEADER,
+    DEFAULT_EXIT_TIMEOUT_S,
+    GRPC_ADMIN_HEADER,
+    RESTRICTED_APIS,
+    GrpcTls,
+    ServerConfig,
+    exposure_warning,
+)
+from tritonize.urls import GRPC_PORT, HTTP_PORT, LOOPBACK, METRICS_PORT
 
 
 def add_server_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repository", type=Path, default=Path("model_repository"))
-    p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback; 0.0.0.0 exposes it)")
-    p.add_argument("--http-port", type=int, default=8000)
-    p.add_argument("--grpc-port", type=int, default=8001)
-    p.add_argument("--metrics-port", type=int, default=8002)
+    p.add_argument("--host", default=LOOPBACK, help="bind address (default loopback; 0.0.0.0 exposes it)")
+    p.add_argument("--http-port", type=int, default=HTTP_PORT)
+    p.add_argument("--grpc-port", type=int, default=GRPC_PORT)
+    p.add_argument("--metrics-port", type=int, default=METRICS_PORT)
     p.add_argument("--admin-key", default=None, help="secret for the restricted endpoints (default: random)")
     p.add_argument(
         "--open-admin-apis",
@@ -33,7 +42,12 @@ def add_server_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="let clients without the admin key read the statistics extension (/v2/models/stats), e.g. for load tests",
     )
-    p.add_argument("--exit-timeout-secs", type=int, default=30, help="on SIGTERM, time for in-flight requests (Triton's flag)")
+    p.add_argument(
+        "--exit-timeout-secs",
+        type=int,
+        default=DEFAULT_EXIT_TIMEOUT_S,
+        help="on SIGTERM, time for in-flight requests (Triton's flag)",
+    )
     tls = p.add_argument_group("gRPC TLS (Triton's --grpc-use-ssl flags; HTTP stays plain: bind it to loopback)")
     tls.add_argument("--grpc-server-cert", type=Path, help="PEM server certificate; with --grpc-server-key turns TLS on")
     tls.add_argument("--grpc-server-key", type=Path, help="PEM server private key")

@@ -12,7 +12,6 @@ both must pass Debian's ``docker-compose`` 1.29 ``config`` (so: no ``start_inter
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from tritonize.deploy import images, monitoring, yaml_io
@@ -211,6 +210,3 @@ TRITONIZE_BUILD_ARGS="--demo tiny" adds build flags; ports bind to 127.0.0.1 unl
 def render(spec: Spec, release: Release, target: Target) -> str:
     return yaml_io.dump(compose_file(spec, release, target), header(target, release))
 
-
-def write_compose(spec: Spec, release: Release, target: Target, out: Path) -> Path:
-    return yaml_io.write(out, render(spec, release, target))

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tritonize.evaluation.metrics import Metrics
-from tritonize.evaluation.run import Evaluation
+from tritonize.evaluation.results import Evaluation
 
 JSON_FILE = "evaluation.json"
 MARKDOWN_FILE = "evaluation.md"

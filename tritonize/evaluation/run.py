@@ -9,14 +9,16 @@ scoring (``LABEL``), both from the same request.
 
 from __future__ import annotations
 
-import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tritonize.errors import TritonizeError
-from tritonize.evaluation.metrics import Metrics, classification_metrics
+from tritonize.evaluation.metrics import classification_metrics
+from tritonize.evaluation.report import build_report, write_report
+from tritonize.evaluation.results import Evaluation, Target
+from tritonize.urls import without_scheme
 
 LABEL_HEAD = "label"
 GENERATED_HEAD = "generated"
@@ -24,19 +26,6 @@ GENERATED_HEAD = "generated"
 
 class EvaluateError(TritonizeError, ValueError):
     """An evaluation cannot run as asked (bad --compare target, empty dataset)."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Target:
-    """One deployment on one server."""
-
-    model: str
-    url: str
-    protocol: str = "grpc"
-
-    @property
-    def name(self) -> str:
-        return f"{self.model}@{self.url}"
 
 
 def compare_target(value: str, main: Target) -> Target:
@@ -52,51 +41,13 @@ def compare_target(value: str, main: Target) -> Target:
     if "@" in value:
         model, url = value.split("@", 1)
     elif ":" in value or "/" in value:
-        model, url = main.model, value.split("://", 1)[-1]
+        model, url = main.model, without_scheme(value)
     else:
         model, url = value, main.url
     other = Target(model=model, url=url, protocol=main.protocol)
     if other == main:
         raise EvaluateError(f"--compare {value!r} is the evaluated deployment itself")
     return other
-
-
-@dataclass(frozen=True, kw_only=True)
-class Evaluation:
-    """One deployment's scores on the file, per head, and its request latencies."""
-
-    target: Target
-    heads: dict[str, Metrics]
-    latencies_s: list[float] = field(repr=False)
-    texts_per_request: int
-    seconds: float
-
-    def latency(self) -> dict[str, float]:
-        from tritonize.bench.rows import percentile
-
-        ms = [x * 1000 for x in self.latencies_s]
-        return {
-            "requests": len(ms),
-            "texts_per_request": self.texts_per_request,
-            "mean_ms": statistics.fmean(ms),
-            "p50_ms": statistics.median(ms),
-            "p95_ms": percentile(ms, 95),
-            "p99_ms": percentile(ms, 99),
-            "texts_per_s": self.total / self.seconds if self.seconds else 0.0,
-        }
-
-    @property
-    def total(self) -> int:
-        return next(iter(self.heads.values())).total
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.target.model,
-            "url": self.target.url,
-            "protocol": self.target.protocol,
-            "heads": {name: m.to_dict() for name, m in self.heads.items()},
-            "latency": self.latency(),
-        }
 
 
 def _labels_known(client: Any, model: str) -> list[str]:
@@ -166,7 +117,6 @@ def run_evaluate(config: EvaluateConfig) -> dict[str, Any]:
         CorpusError: the dataset is unreadable. EvaluateError: a bad --compare. ClientError: a request failed.
     """
     from tritonize.corpus import load_corpus
-    from tritonize.evaluation.report import build_report, write_report
 
     examples = load_corpus(config.dataset)[: config.limit]
     texts, gold = [e.text for e in examples], [e.label for e in examples]

@@ -19,7 +19,6 @@ from tritonize.export.tensors import TRITON_TO_NUMPY, GraphDecl, sequence_classi
 logger = logging.getLogger(__name__)
 
 OPSET = 17  # first opset with LayerNormalization as one op; supported by TensorRT 8.6+ and ORT 1.14+
-CLASSIFIER_FILE = "model.onnx"
 DUMMY_BATCH = 2
 DUMMY_SEQUENCE = 8  # validation uses other shapes, so a wrongly fixed axis is caught
 

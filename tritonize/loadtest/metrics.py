@@ -18,6 +18,8 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from tritonize.urls import http_base
+
 logger = logging.getLogger(__name__)
 
 # The counters a summary reports; all cumulative since server start.
@@ -184,8 +186,8 @@ def scrape_metrics(metrics_url: str, timeout: float = 5.0) -> dict[str, dict[str
 
     Metrics are an optional extra of a summary, so an unreachable endpoint is not an error.
     """
-    url = metrics_url if "://" in metrics_url else f"http://{metrics_url}"
-    url = url.rstrip("/") + ("" if url.endswith("/metrics") else "/metrics")
+    url = http_base(metrics_url)
+    url = url + ("" if url.endswith("/metrics") else "/metrics")
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - local server
             return parse_prometheus(response.read().decode("utf-8", "replace"))

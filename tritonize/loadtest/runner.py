@@ -31,11 +31,10 @@ from tritonize.loadtest.plot import load_start, plot_history, plot_resources, re
 from tritonize.loadtest.resources import ResourceSampler, find_listener_pid, summarize, write_csv
 from tritonize.loadtest.soak import SoakPlan
 from tritonize.loadtest.summary import LoadtestSummary, read_locust_stats
+from tritonize.urls import PROTOCOLS, default_url
 
 logger = logging.getLogger(__name__)
 
-PROTOCOLS = ("grpc", "http")
-DEFAULT_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}  # Triton's defaults
 USER_CLASSES = {"grpc": "TritonGrpcUser", "http": "TritonHttpUser"}
 CSV_PREFIX = "locust"
 LOG_FILE = "locust.log"
@@ -122,11 +121,11 @@ class LoadtestConfig:
 
     @property
     def target_url(self) -> str:
-        return self.url or f"127.0.0.1:{DEFAULT_PORTS[self.protocol]}"
+        return self.url or default_url(self.protocol)
 
     @property
     def target_metrics_url(self) -> str:
-        return self.metrics_url or f"127.0.0.1:{DEFAULT_PORTS['metrics']}"
+        return self.metrics_url or default_url("metrics")
 
 
 def locust_command(config: LoadtestConfig) -> list[str]:

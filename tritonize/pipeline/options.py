@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tritonize.cache import default_cache_dir
+from tritonize.demo import SIZES
 from tritonize.errors import RepositoryError
 from tritonize.spec import Spec, Target
 
-DEMO_SIZES = ("tiny", "full")
+DEMO_SIZES = SIZES  # the demo checkpoint sizes, defined with the demos
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -33,7 +33,8 @@ def plan_text2text(model: ModelSpec, checkpoint: str, texts: list[str]) -> dict[
 
 def build_text2text(model: ModelSpec, checkpoint: str, ws: Workspace) -> DeploymentBuild:
     """Export the three graphs, validate them, compile, validate engines, write the deployment."""
-    from tritonize.export.t5 import export_t5, validate_t5
+    from tritonize.export.t5 import export_t5
+    from tritonize.export.t5_validate import validate_t5
 
     options = ws.options
     texts = validation_texts(options, model)

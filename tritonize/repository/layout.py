@@ -84,10 +84,6 @@ def copy_file(src: Path, dst_dir: Path, name: str | None = None) -> Path:
     return dst
 
 
-def engine_file(target: Target) -> str:
-    return PLAN_FILE if target is Target.GPU else ONNX_FILE
-
-
 def install_engine_step(repository: Path, model_name: str, target: Target, step: StepFiles) -> None:
     """The model step's version directory: the ORT runner (embedded target) and the step's files."""
     if target is Target.EMBEDDED:

@@ -16,6 +16,7 @@ from typing import Any
 
 from tritonize.errors import ServerError
 from tritonize.server import ADMIN_HEADER
+from tritonize.urls import http_base
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ class RepositoryControl:
     """Load/unload calls to one server. Every method raises ServerError naming the call on failure."""
 
     def __init__(self, http_url: str, admin_key: str, timeout_s: float = 120.0) -> None:
-        self.base = http_url if "://" in http_url else f"http://{http_url}"
+        self.base = http_base(http_url)
         self.headers = {ADMIN_HEADER: admin_key, "Content-Type": "application/json"}
         self.timeout_s = timeout_s
 

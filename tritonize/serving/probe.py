@@ -10,7 +10,6 @@ deployment's first output and names the unhealthy instance when Triton's answer 
 from __future__ import annotations
 
 import json
-import re
 import time
 import urllib.error
 import urllib.request
@@ -20,9 +19,10 @@ from typing import Any
 
 from tritonize.errors import ServerError
 from tritonize.repository.layout import REPORT_FILE
+from tritonize.triton_facts import unhealthy_instance
+from tritonize.urls import http_base
 
 PROBE_TEXT = "tritonize health probe"
-STUB_UNHEALTHY = re.compile(r"Stub process '(?P<instance>[^']+)' is not healthy")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,12 +44,6 @@ class ProbeResult:
         return out
 
 
-def unhealthy_instance(message: str) -> str | None:
-    """The instance named by Triton's ``Stub process '<instance>' is not healthy.``, if any."""
-    match = STUB_UNHEALTHY.search(message)
-    return match["instance"] if match else None
-
-
 def repository_deployments(repository: Path) -> list[str]:
     """The deployments (entry models) of a tritonize repository, from its build report.
 
@@ -68,7 +62,7 @@ class Prober:
     """Sends probes to one server; remembers each deployment's first output name."""
 
     def __init__(self, http_url: str, timeout_s: float = 10.0, text: str = PROBE_TEXT) -> None:
-        self.base = http_url if "://" in http_url else f"http://{http_url}"
+        self.base = http_base(http_url)
         self.timeout_s = timeout_s
         self.text = text
         self._outputs: dict[str, str] = {}

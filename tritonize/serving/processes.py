@@ -2,13 +2,11 @@
 descriptors, threads), read through psutil. The supervisor and the load test's sampler both read here.
 
 Why command lines: Triton 2.51 reports neither stub PIDs nor stub health (a dead stub leaves the
-model READY). Each stub is started as ``triton_python_backend_stub <model.py> <shm region>
-<shm size> <shm growth> <server pid> <python lib> <ipc handle> <instance name> <runtime>``
-(python_backend r24.10, ``stub_launcher.cc``), so its command line says which server owns it,
-which model and instance it runs and which ``/dev/shm`` region it shares. That is enough to
-find the stub of a model (tests signal it), to notice when it died, and to clean up after a
-server that was killed: its stubs outlive it for a while (re-parented, so no longer its children)
-and its shm regions are never unlinked.
+model READY). A stub's command line says which server owns it, which model and instance it runs
+and which ``/dev/shm`` region it shares (:func:`tritonize.triton_facts.parse_stub_command`). That is
+enough to find the stub of a model (tests signal it), to notice when it died, and to clean up
+after a server that was killed: its stubs outlive it for a while (re-parented, so no longer its
+children) and its shm regions are never unlinked.
 
 Why psutil: it reads the same ``/proc`` files portably and names process states, and it is
 what the bench's CPU accounting already uses; one reader means the supervisor's status file and
@@ -26,14 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from tritonize.errors import ServerError
+from tritonize.triton_facts import SHM_REGION_PREFIX, STUB_BINARY, parse_stub_command
 
 log = logging.getLogger(__name__)
 
-STUB_BINARY = "triton_python_backend_stub"
 SHM_DIR = Path("/dev/shm")
-REGION_PREFIX = "triton_python_backend_shm_region_"
-# argv positions of the stub command line (python_backend r24.10)
-_ARG_MODEL_PY, _ARG_SHM, _ARG_SERVER_PID, _ARG_INSTANCE = 1, 2, 5, 8
 
 
 def _psutil() -> Any:
@@ -87,19 +82,15 @@ def rss_bytes(pid: int) -> int:
 
 def parse_stub_cmdline(pid: int, argv: list[str], state: str = "sleeping") -> StubProcess | None:
     """A :class:`StubProcess` from a command line, or None when it is not a Python-backend stub."""
-    if len(argv) <= _ARG_INSTANCE or not argv[0].endswith(STUB_BINARY):
+    command = parse_stub_command(argv)
+    if command is None:
         return None
-    try:
-        server_pid = int(argv[_ARG_SERVER_PID])
-    except ValueError:
-        return None
-    model = Path(argv[_ARG_MODEL_PY]).parent.parent.name  # <repository>/<model>/<version>/model.py
     return StubProcess(
         pid=pid,
-        server_pid=server_pid,
-        model=model,
-        instance=argv[_ARG_INSTANCE],
-        shm_region=argv[_ARG_SHM],
+        server_pid=command.server_pid,
+        model=command.model,
+        instance=command.instance,
+        shm_region=command.shm_region,
         state=state,
     )
 
@@ -236,7 +227,7 @@ def cleanup_after_server(server_pid: int, regions: set[str]) -> tuple[int, int]:
         killed += kill(stub.pid)
     removed = 0
     for name in sorted(regions):
-        if not name.startswith(REGION_PREFIX):
+        if not name.startswith(SHM_REGION_PREFIX):
             continue
         with contextlib.suppress(FileNotFoundError):
             (SHM_DIR / name).unlink()

@@ -38,7 +38,7 @@ from tritonize.serving import processes
 from tritonize.serving.control import RepositoryControl
 from tritonize.serving.probe import Prober, ProbeResult, repository_deployments
 from tritonize.serving.status import write_status
-from tritonize.serving.watchdog import Event, Plan, WatchdogConfig, plan_recovery
+from tritonize.serving.watchdog import Event, EventKind, Plan, ServerState, WatchdogConfig, plan_recovery
 
 log = logging.getLogger(__name__)
 
@@ -129,9 +129,9 @@ class Supervisor:
     # -- one watchdog round -----------------------------------------------------------------
     def _record(self, event: Event) -> Event:
         self.events.append(event)
-        level = logging.INFO if event.kind in ("reloaded", "restarted", "recovered", "drained", "stopped") else logging.WARNING
+        level = logging.WARNING if event.kind.is_fault else logging.INFO
         duration = "" if event.duration_s is None else f" in {event.duration_s:.2f} s"
-        log.log(level, "watchdog: %s %s%s %s", event.kind, event.model, duration, event.detail)
+        log.log(level, "watchdog: %s %s%s %s", event.kind.value, event.model, duration, event.detail)
         return event
 
     def _scan(self) -> list[processes.StubProcess]:
@@ -160,7 +160,7 @@ class Supervisor:
                 continue
             self._failing_since.setdefault(name, time.monotonic())
             if previous is None or previous.ok or previous.error != result.error:
-                self._record(Event(kind="probe_failed", model=name, detail=result.error))
+                self._record(Event(kind=EventKind.PROBE_FAILED, model=name, detail=result.error))
         return results
 
     def check_now(self) -> list[Event]:
@@ -172,10 +172,10 @@ class Supervisor:
             running = self.server.is_running()
             if not running:
                 code = self.server.process.returncode if self.server.process is not None else None
-                self._record(Event(kind="server_exited", detail=f"exit code {code}"))
+                self._record(Event(kind=EventKind.SERVER_EXITED, detail=f"exit code {code}"))
             dead = self._scan() if running else []
             for stub in dead:
-                self._record(Event(kind="stub_died", model=stub.model, detail=f"{stub.instance} (pid {stub.pid})"))
+                self._record(Event(kind=EventKind.STUB_DIED, model=stub.model, detail=f"{stub.instance} (pid {stub.pid})"))
             probes = self._probe_all() if running else []
             self._failing_rounds = self._failing_rounds + 1 if any(not p.ok for p in probes) else 0
             plan = plan_recovery(
@@ -199,7 +199,7 @@ class Supervisor:
             try:
                 self._reload(plan.reload)
             except ServerError as exc:
-                self._record(Event(kind="reload_failed", model=",".join(plan.reload), detail=str(exc)))
+                self._record(Event(kind=EventKind.RELOAD_FAILED, model=",".join(plan.reload), detail=str(exc)))
                 self._restart(f"reload failed: {exc}")
                 return
             self._probe_all()  # confirm, and time the recovery
@@ -218,7 +218,7 @@ class Supervisor:
             self.reloads += 1
             self.reloads_since_start += 1
             detail = f"killed the old stub {', '.join(killed)}" if killed else ""
-            self._record(Event(kind="reloaded", model=model, detail=detail, duration_s=time.monotonic() - start))
+            self._record(Event(kind=EventKind.RELOADED, model=model, detail=detail, duration_s=time.monotonic() - start))
         states = self.control.index()
         for name in self.deployments:  # Triton reloads dependents itself; make sure of it
             if states.get(name) != "READY":
@@ -243,7 +243,7 @@ class Supervisor:
             result = self._probes.get(name)
             if result is not None and result.ok:
                 del self._failing_since[name]
-                self._record(Event(kind="recovered", model=name, duration_s=time.monotonic() - since))
+                self._record(Event(kind=EventKind.RECOVERED, model=name, duration_s=time.monotonic() - since))
 
     def _restart(self, reason: str) -> None:
         start = time.monotonic()
@@ -252,7 +252,7 @@ class Supervisor:
         processes.cleanup_after_server(old_pid, self._regions)
         if self.restarts >= self.watchdog.max_restarts:
             self.gave_up = True
-            self._record(Event(kind="gave_up", detail=f"{self.restarts} restarts already; last reason: {reason}"))
+            self._record(Event(kind=EventKind.GAVE_UP, detail=f"{self.restarts} restarts already; last reason: {reason}"))
             return
         self.restarts += 1
         kept = self._keep_log()
@@ -262,11 +262,11 @@ class Supervisor:
         try:
             self.server.start()
         except TritonizeError as exc:
-            self._record(Event(kind="restart_failed", detail=f"{reason}; start failed: {exc}"))
+            self._record(Event(kind=EventKind.RESTART_FAILED, detail=f"{reason}; start failed: {exc}"))
             return
         self._on_started()
         detail = f"{reason}; previous log {kept}" if kept else reason
-        self._record(Event(kind="restarted", detail=detail, duration_s=time.monotonic() - start))
+        self._record(Event(kind=EventKind.RESTARTED, detail=detail, duration_s=time.monotonic() - start))
         if self.deployments:
             self._probe_all()
 
@@ -306,7 +306,7 @@ class Supervisor:
             self._drain(deadline)
         code = self.server.stop(timeout_s=max(deadline + EXIT_GRACE_S - time.monotonic(), 0.1))
         processes.cleanup_after_server(pid, self._regions)
-        self._record(Event(kind="stopped", detail=f"exit code {code}", duration_s=time.monotonic() - start))
+        self._record(Event(kind=EventKind.STOPPED, detail=f"exit code {code}", duration_s=time.monotonic() - start))
         self._write_status()
         return code
 
@@ -319,7 +319,7 @@ class Supervisor:
                 log.warning("drain: could not unload %s: %s", name, exc)
         done = self.control.wait_unloaded(self.deployments, deadline)
         detail = "in-flight requests finished" if done else "exit timeout reached with requests in flight"
-        self._record(Event(kind="drained", detail=detail, duration_s=time.monotonic() - start))
+        self._record(Event(kind=EventKind.DRAINED, detail=detail, duration_s=time.monotonic() - start))
 
     # -- what it saw ------------------------------------------------------------------------
     def stubs(self) -> list[processes.StubProcess]:
@@ -339,9 +339,9 @@ class Supervisor:
         }
 
     def status(self) -> dict[str, Any]:
-        state = "gave_up" if self.gave_up else "serving" if self.server.is_running() else "stopped"
-        if state == "serving" and self._failing_since:
-            state = "recovering"
+        state = ServerState.GAVE_UP if self.gave_up else ServerState.SERVING if self.server.is_running() else ServerState.STOPPED
+        if state is ServerState.SERVING and self._failing_since:
+            state = ServerState.RECOVERING
         deployments = {}
         for name in self.deployments:
             probe = self._probes.get(name)
@@ -350,7 +350,7 @@ class Supervisor:
             deployments[name] = entry
         return {
             "updated_at": _now(),
-            "state": state,
+            "state": state.value,
             "server": {
                 "pid": self.server.pid,
                 "http_url": self.server.http_url,

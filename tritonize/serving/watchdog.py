@@ -15,6 +15,7 @@ Observations of one round: is tritonserver running, which stubs died since the l
 from __future__ import annotations
 
 import datetime as _dt
+import enum
 import re
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -43,11 +44,41 @@ class WatchdogConfig:
             raise ServerError("watchdog failure, reload and restart limits must be >= 1")
 
 
+class EventKind(str, enum.Enum):
+    """What the watchdog saw (a fault) or did (a recovery); the status file and logs carry the value."""
+
+    STUB_DIED = "stub_died"
+    PROBE_FAILED = "probe_failed"
+    RELOADED = "reloaded"
+    RELOAD_FAILED = "reload_failed"
+    SERVER_EXITED = "server_exited"
+    RESTARTED = "restarted"
+    RESTART_FAILED = "restart_failed"
+    RECOVERED = "recovered"
+    GAVE_UP = "gave_up"
+    DRAINED = "drained"
+    STOPPED = "stopped"
+
+    @property
+    def is_fault(self) -> bool:
+        """Faults and failed recoveries are logged as warnings; the rest is the watchdog doing its job."""
+        return self not in (EventKind.RELOADED, EventKind.RESTARTED, EventKind.RECOVERED, EventKind.DRAINED, EventKind.STOPPED)
+
+
+class ServerState(str, enum.Enum):
+    """The state ``tritonize serve`` reports in its status file."""
+
+    SERVING = "serving"
+    RECOVERING = "recovering"  # a deployment failed its probe and has not answered since
+    GAVE_UP = "gave_up"  # restarted too often: the supervisor stopped trying
+    STOPPED = "stopped"
+
+
 @dataclass(frozen=True, kw_only=True)
 class Event:
     """One thing the watchdog saw or did; ``duration_s`` for actions and recoveries."""
 
-    kind: str  # stub_died, probe_failed, reloaded, reload_failed, server_exited, restarted, restart_failed, recovered, gave_up, drained, stopped
+    kind: EventKind
     model: str = ""
     detail: str = ""
     duration_s: float | None = None
@@ -60,6 +91,7 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        out["kind"] = self.kind.value
         if self.duration_s is not None:
             out["duration_s"] = round(self.duration_s, 3)
         return out
