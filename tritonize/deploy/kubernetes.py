@@ -14,6 +14,8 @@ One file per resource, applied together with ``kubectl apply -f DIR``:
 - ``service.yaml`` (HTTP, gRPC, metrics), ``hpa.yaml``, ``pdb.yaml``, ``networkpolicy.yaml``.
 - ``monitoring/prometheus-adapter-values.yaml``: the Prometheus adapter rule that turns Triton's
   counters into the HPA's metric (a Helm values file, not a resource: kept out of ``DIR`` itself).
+- ``monitoring/resources/``: ServiceMonitor, rules and dashboard for the monitoring namespace
+  (written by :mod:`tritonize.deploy.kubernetes_monitoring`).
 
 Autoscaling: the HPA reads the pods metric ``triton_queue_duration_us_per_request``, which the
 adapter takes from the recording rule :data:`tritonize.deploy.monitoring.QUEUE_PER_POD` (the one
