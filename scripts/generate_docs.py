@@ -122,7 +122,7 @@ def _doc(cls) -> str:
 
 
 def spec_reference() -> str:
-    from tritonize.spec import REQUIRED_KEYS, SECTIONS, KubernetesSpec, ModelSpec, ServerSpec
+    from tritonize.spec import REQUIRED_KEYS, SECTIONS, KubernetesSpec, ModelSpec, MonitoringSpec, ServerSpec
 
     lines = [
         "# Spec reference",
@@ -146,7 +146,7 @@ def spec_reference() -> str:
     ]
     for section, cls in SECTIONS.items():
         lines += [f"### {section}", "", _doc(cls), "", *_field_rows(cls), ""]
-    for table, cls in (("server", ServerSpec), ("kubernetes", KubernetesSpec)):
+    for table, cls in (("server", ServerSpec), ("kubernetes", KubernetesSpec), ("monitoring", MonitoringSpec)):
         lines += [f"## `[{table}]`", "", _doc(cls), "", *_field_rows(cls, skip={"source"}), ""]
     return "\n".join(lines).rstrip() + "\n"
 

@@ -39,3 +39,16 @@ fi
 
 # perf_analyzer (Model Analyzer runs it for `tritonize tune`) in its own venv, .cache/perf-venv.
 bash scripts/install_perf_analyzer.sh || echo "warning: perf_analyzer not installed; tune tests will skip" >&2
+
+# Debian's prometheus (2.42) gives prometheus and promtool: the monitoring tests check the generated
+# config and rules with promtool and run a real Prometheus against an embedded server. Root-only, as above.
+if ! command -v promtool >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1; }) \
+      && echo "installed Debian's prometheus (promtool)" \
+      || echo "warning: apt-get install prometheus failed; monitoring tests will skip" >&2
+  else
+    echo "note: monitoring tests skip without promtool: sudo apt-get install -y prometheus" >&2
+  fi
+fi

@@ -87,7 +87,9 @@ def test_compose_checked_in_file_equals_generation_when_spec_and_release_unchang
 def test_compose_gpu_stack_from_docker_compose_config_when_key_is_set():
     spec, release = load_spec(), load_release()
     services = _parsed(FILES[Target.GPU])["services"]
-    assert set(services) == {"build", "triton", "locust", "locust-worker", "locust-headless", "tune-triton", "tune"}
+    assert set(services) == {
+        "build", "triton", "locust", "locust-worker", "locust-headless", "tune-triton", "tune", "prometheus", "grafana", "cadvisor"
+    }
 
     triton = services["triton"]
     devices = triton["deploy"]["resources"]["reservations"]["devices"]
@@ -148,6 +150,26 @@ def test_compose_locust_services_from_docker_compose_config_when_profile_headles
     assert headless["depends_on"] == {"triton": {"condition": "service_healthy"}}
     assert _mounts(headless) == {compose.RESULTS: "rw"}
     assert headless["command"][headless["command"].index("--model") + 1] == spec.models[0].name
+
+
+def test_compose_monitoring_profile_mounts_the_generated_files_when_docker_compose_parses_it():
+    from tritonize.deploy import monitoring
+
+    spec = load_spec()
+    result = _config(FILES[Target.GPU], profile="monitoring")
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    watching = {name: services[name] for name in ("prometheus", "grafana", "cadvisor")}
+    assert all(s["profiles"] == ["monitoring"] for s in watching.values())
+    assert {s["image"] for s in watching.values()} == {monitoring.PROMETHEUS_IMAGE, monitoring.GRAFANA_IMAGE, monitoring.CADVISOR_IMAGE}
+    assert all(":" in s["image"] and not s["image"].endswith(":latest") for s in watching.values())
+    mounted = {v.split(":")[0] if isinstance(v, str) else v["source"] for v in watching["prometheus"]["volumes"] + watching["grafana"]["volumes"]}
+    for source in mounted:  # docker-compose prints absolute host paths: they must exist in the checkout
+        assert Path(source).is_dir(), source
+    config = yaml.safe_load((ROOT / monitoring.COMPOSE_DIR / "prometheus" / "prometheus.yml").read_text())
+    assert config["scrape_configs"][0]["static_configs"][0]["targets"] == [f"triton:{spec.server.metrics_port}"]
+    assert _ports(watching["grafana"]) == [("127.0.0.1", monitoring.GRAFANA_PORT, monitoring.GRAFANA_PORT)]
+    assert "triton" not in services["triton"].get("profiles", []) and "profiles" not in services["triton"]
 
 
 def test_compose_cpu_variant_reserves_no_gpu_when_docker_compose_parses_it():

@@ -125,9 +125,9 @@ def test_kubernetes_scaling_resources_follow_spec_when_generated():
     assert metrics["from"] == [
         {"namespaceSelector": {"matchLabels": {kubernetes.SCRAPER_LABEL: spec.kubernetes.monitoring_namespace}}}
     ]
-    rule = kubernetes.adapter_values()["rules"]["custom"][0]
+    rule = kubernetes.adapter_values(spec)["rules"]["custom"][0]
     assert rule["name"]["as"] == kubernetes.QUEUE_METRIC
-    assert "nv_inference_queue_duration_us" in rule["metricsQuery"] and "nv_inference_request_success" in rule["metricsQuery"]
+    assert rule["seriesQuery"].startswith("namespace_pod:nv_inference_queue_duration_us:mean")  # the recording rule
 
 
 def test_kubernetes_follows_replicas_and_server_table_when_they_change():

@@ -233,24 +233,126 @@ def test_checkout_locustfiles_load_the_packaged_users_and_shape_with_plain_locus
     assert {"TritonGrpcUser", "TritonHttpUser"} <= set(done.stdout.split())  # both files imported cleanly
 
 
-def test_mapped_shm_bytes_counts_shared_memory_this_process_maps_when_linux() -> None:
+def test_footprint_counts_shared_memory_descriptors_and_threads_of_a_real_process_when_linux() -> None:
+    """The one psutil reader the supervisor and the sampler share, on this test process: a 4 MiB
+    shared-memory block, 8 pipes and a thread must each show up, and go away when released."""
     import os
+    import threading
     from multiprocessing import shared_memory
 
-    from tritonize.loadtest.resources import mapped_shm_bytes, take_sample
+    from tritonize.loadtest.resources import take_sample
+    from tritonize.serving.processes import footprint, mapped_shm_bytes
 
     if not Path("/proc/self/maps").exists():
         pytest.skip("needs Linux /proc")
-    before = mapped_shm_bytes(os.getpid())
+    before = footprint(os.getpid())
     block = shared_memory.SharedMemory(create=True, size=4 << 20)
+    pipes = [os.pipe() for _ in range(4)]
+    release = threading.Event()
+    thread = threading.Thread(target=release.wait)
+    thread.start()
     try:
         block.buf[:] = b"x" * (4 << 20)  # touch every page so it is allocated
-        assert mapped_shm_bytes(os.getpid()) - before >= 4 << 20
+        during = footprint(os.getpid())
+        assert mapped_shm_bytes(os.getpid()) - before.server_shm >= 4 << 20
+        assert during.server_fds - before.server_fds >= 8 and during.server_threads - before.server_threads >= 1
+        assert during.stubs == 0 and during.stubs_rss == 0  # no Python-backend stub names this pid
         sample = take_sample(os.getpid(), start=0.0)
-        assert sample.server_rss > 0 and sample.server_shm >= 4 << 20 and sample.dev_shm_used >= 4 << 20
+        assert sample.server_pid == os.getpid() and sample.server_rss > 0 and sample.dev_shm_used >= 4 << 20
     finally:
+        release.set()
+        thread.join()
+        for read, write in pipes:
+            os.close(read)
+            os.close(write)
         block.close()
         block.unlink()
+    after = footprint(os.getpid())  # multiprocessing's resource tracker may keep one pipe open
+    assert during.server_fds - after.server_fds >= 8 and during.server_threads - after.server_threads >= 1
+
+
+def test_growth_windows_compare_equal_load_after_warmup_when_planned() -> None:
+    from tritonize.loadtest.soak import GrowthWindows, SoakPlan
+
+    long = SoakPlan(users=8, ramp_s=20, hold_s=1800, spike_s=60, recover_s=180)
+    # warm-up: ramp + 10 % of the hold; both windows 10 % of the hold, the end one in the recovery
+    assert long.growth_windows(5.0) == GrowthWindows(
+        reference_start_s=200, reference_end_s=380, end_start_s=1880, end_end_s=2060
+    )
+    short = SoakPlan(users=2, ramp_s=2, hold_s=3, spike_users=12, spike_s=3, recover_s=2)
+    windows = short.growth_windows(0.5)  # windows of at least 3 samples, cut to their phase
+    assert (windows.reference_start_s, windows.reference_end_s) == (2.3, 3.8)
+    assert (windows.end_start_s, windows.end_end_s) == (8.5, 10.0)
+    no_recovery = SoakPlan(users=2, ramp_s=0, hold_s=100, spike_s=10, recover_s=0).growth_windows(1.0)
+    assert (no_recovery.end_start_s, no_recovery.end_end_s) == (90, 100)  # the end of the hold, not the spike
+
+
+def _samples(series: dict[str, list[float]], step: float = 1.0) -> list:
+    """ResourceSamples at ``step`` s from t=0 (wall clock 1000 s); memory series in MB."""
+    from tritonize.loadtest.resources import COUNTS, MB, MEMORY, ResourceSample
+
+    length = len(next(iter(series.values())))
+    rows = []
+    for i in range(length):
+        values = {k: None for k in (*MEMORY, *COUNTS)}
+        values.update({k: int(v[i] * MB) if k in MEMORY else int(v[i]) for k, v in series.items()})
+        rows.append(
+            ResourceSample(elapsed_s=i * step, time_s=1000 + i * step, server_pid=7, stubs=2, dev_shm_used=None, **values)
+        )
+    return rows
+
+
+def test_summarize_measures_growth_between_window_medians_when_a_transient_hits_one_sample() -> None:
+    from tritonize.loadtest.resources import summarize
+    from tritonize.loadtest.soak import GrowthWindows
+
+    windows = GrowthWindows(reference_start_s=2, reference_end_s=4, end_start_s=7, end_end_s=9)
+    samples = _samples({
+        "server_rss": [100, 130, 131, 131, 132, 140, 141, 141, 142, 142],  # warm-up jump, then +11 MB
+        "server_fds": [60, 61, 61, 90, 61, 61, 61, 61, 62, 62],  # one probe connection in the reference
+        "server_threads": [98] * 10,
+    })  # fmt: skip
+    summary = summarize(samples, pid=7, interval_s=1.0, windows=windows, load_start_s=1000)
+    rss = summary["server_rss"]
+    assert (rss["start_mb"], rss["end_mb"], rss["peak_mb"]) == (100, 142, 142)
+    assert rss["after_warmup"] == {"reference_mb": 131, "end_mb": 142, "growth_mb": 11, "growth_ratio": round(11 / 131, 4)}
+    assert summary["server_fds"]["after_warmup"] == {"reference": 61, "end": 62, "growth": 1}  # the 90 is not the median
+    assert summary["server_threads"]["after_warmup"]["growth"] == 0
+    assert summary["stubs_rss"] is None and summary["server_pids"] == [7]
+    shifted = summarize(samples, pid=7, interval_s=1.0, windows=windows, load_start_s=1003)  # windows move with the load
+    assert shifted["server_rss"]["after_warmup"]["reference_mb"] == 141 and shifted["server_rss"]["after_warmup"]["end_mb"] is None
+
+
+def test_soak_gates_fail_on_memory_descriptor_thread_growth_and_restarts_when_evaluated() -> None:
+    from tritonize.loadtest.gates import GateError, Gates
+    from tritonize.loadtest.resources import summarize
+    from tritonize.loadtest.soak import GrowthWindows
+    from tritonize.loadtest.summary import ClientStats
+
+    client = ClientStats(requests=10, failures=0, requests_per_s=1, avg_ms=1, p50_ms=1, p95_ms=1, p99_ms=1, max_ms=1)
+    windows = GrowthWindows(reference_start_s=0, reference_end_s=2, end_start_s=3, end_end_s=5)
+
+    def verdicts(series: dict[str, list[float]], gates: Gates | None = None) -> dict[str, bool]:
+        summary = summarize(_samples(series), pid=7, interval_s=1.0, windows=windows, load_start_s=1000)
+        return {g.gate: g.passed for g in (gates or Gates.soak()).evaluate(client, summary)}
+
+    flat = {"server_rss": [100] * 6, "stubs_rss": [200] * 6, "server_shm": [2] * 6, "server_fds": [60] * 6,
+            "stubs_fds": [14] * 6, "server_threads": [98] * 6, "stubs_threads": [18] * 6}  # fmt: skip
+    assert all(verdicts(flat).values()) and len(verdicts(flat)) == 10
+    grown = verdicts({**flat, "stubs_rss": [200, 200, 200, 221, 222, 223], "server_fds": [60, 60, 60, 61, 61, 61]})
+    assert [gate for gate, ok in grown.items() if not ok] == [
+        "stubs RSS growth after warm-up ratio", "tritonserver open fds growth after warm-up",
+    ]  # fmt: skip
+    assert all(verdicts({**flat, "stubs_rss": [200, 200, 200, 219, 219, 219]}).values())  # 9.5 %: within 10 %
+    assert all(verdicts({**flat, "server_fds": [60, 60, 60, 61, 61, 61]}, Gates.soak(max_fd_growth=1)).values())
+    assert Gates().evaluate(client, None) == Gates().evaluate(client)  # resource gates are off unless asked for
+    unsampled = {g.gate: g for g in Gates.soak().evaluate(client, None)}
+    assert not unsampled["server restarts"].passed and unsampled["server restarts"].to_dict()["measured"] is None
+    restarted = summarize(_samples(flat), pid=7, interval_s=1.0, windows=windows, load_start_s=1000)
+    restarted["server_pids"] = [7, 8]
+    assert not {g.gate: g.passed for g in Gates.soak().evaluate(client, restarted)}["server restarts"]
+    with pytest.raises(GateError, match="max_fd_growth"):
+        Gates.soak(max_fd_growth=-1)
 
 
 @pytest.mark.triton
@@ -266,7 +368,7 @@ def test_soak_counts_refusals_apart_and_samples_memory_when_queues_are_tiny(cons
         url=constrained_server.grpc_url,
         metrics_url=constrained_server.metrics_url,
         soak=plan,
-        gates=Gates(max_failure_ratio=0.0),
+        gates=Gates.soak(),  # the long soak's gates: no failure, memory +10 % at most, no fd or thread growth
         server_pid=constrained_server.server.process.pid,
         sample_interval_s=0.5,
         progress=False,
@@ -283,6 +385,11 @@ def test_soak_counts_refusals_apart_and_samples_memory_when_queues_are_tiny(cons
     assert [p["name"] for p in summary.shape["phases"]] == ["ramp", "hold", "spike", "recover"]
     assert resources["samples"] >= plan.total_s / config.sample_interval_s / 2
     assert resources["server_rss"]["start_mb"] > 0 and resources["stubs_rss"]["peak_mb"] > 0
+    assert resources["server_fds"]["start"] > 0 and resources["stubs_threads"]["start"] > 0
+    gates = {g.gate: g for g in summary.gates}
+    growth = [g for name, g in gates.items() if "growth after warm-up" in name]
+    assert len(growth) == 7 and gates["server restarts"].measured == 0
+    assert all(g.passed for g in growth), [g.to_dict() for g in growth]
     from tritonize.repository.triton_config import parse_pbtxt
 
     configs = [parse_pbtxt(c.read_text()) for c in constrained_server.repository.glob("*/config.pbtxt")]
@@ -311,14 +418,3 @@ def test_loadtest_command_exits_1_naming_gate_when_p99_gate_fails(triton_server,
     assert saved["resources"]["server_rss"]["start_mb"] > 0  # the server process was found by its port
 
 
-def test_summarize_reports_growth_after_warmup_apart_when_samples_rise_early() -> None:
-    from tritonize.loadtest.resources import MB, ResourceSample, summarize
-
-    def sample(t: float, rss_mb: float) -> ResourceSample:
-        return ResourceSample(elapsed_s=t, server_rss=int(rss_mb * MB), stubs_rss=None, stubs=3, server_shm=None, dev_shm_used=None)
-
-    summary = summarize([sample(0, 100), sample(1, 115), sample(5, 116), sample(9, 117)], pid=1, interval_s=1, warmup_s=5)
-    assert summary["server_rss"] == {
-        "start_mb": 100, "end_mb": 117, "peak_mb": 117, "growth_mb": 17, "growth_after_warmup_mb": 1,
-    }  # fmt: skip
-    assert summary["stubs_rss"] is None and summary["stubs"] == {"start": 3, "end": 3}

@@ -151,10 +151,10 @@ STUB_ARGV = [
 
 
 def test_stub_cmdline_names_server_model_instance_and_region():
-    stub = parse_stub_cmdline(42, STUB_ARGV, "T")
+    stub = parse_stub_cmdline(42, STUB_ARGV, "stopped")
     assert stub == StubProcess(
         pid=42, server_pid=12804, model="distilbert_emotion_model", instance="distilbert_emotion_model_0_0",
-        shm_region="triton_python_backend_shm_region_6f05-98fe", state="T",
+        shm_region="triton_python_backend_shm_region_6f05-98fe", state="stopped",
     )  # fmt: skip
     assert stub.stopped
     assert parse_stub_cmdline(1, ["/usr/bin/python3", "x.py"]) is None

@@ -3,7 +3,6 @@ layout and every other table are kept; a value the spec rejects never reaches th
 
 from __future__ import annotations
 
-import dataclasses
 from importlib import resources
 
 import pytest

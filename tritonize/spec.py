@@ -540,6 +540,41 @@ class KubernetesSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MonitoringSpec:
+    """The ``[monitoring]`` table: how Prometheus scrapes the servers and when it alerts.
+
+    Optional: every field has a default. Rates are taken over four scrape intervals (Prometheus
+    needs at least two samples in a window; four tolerate a missed scrape). The queue-time alert
+    uses the ``[server]`` table's ``queue_time_target_us``, the autoscaler's target.
+    """
+
+    scrape_interval_s: int = _field(15, "how often Prometheus scrapes a server's metrics port (s)")
+    failure_ratio_alert: float = _field(0.01, "alert above this ratio of failed to all requests of a model (refusals apart)")
+    gpu_memory_ratio_alert: float = _field(0.9, "alert above this ratio of used to total memory of a GPU")
+    alert_for_s: int = _field(300, "how long a condition must hold before its alert fires (s)")
+    server_down_for_s: int = _field(60, "how long a server may not answer scrapes before its alert fires (s)")
+    source: str = "<spec>"
+
+    def __post_init__(self) -> None:
+        rules = [
+            (not 1 <= self.scrape_interval_s <= 300, "scrape_interval_s", f"must be in 1..300 s, got {self.scrape_interval_s}"),
+            (not 0 < self.failure_ratio_alert < 1, "failure_ratio_alert", f"must be in (0, 1), got {self.failure_ratio_alert}"),
+            (
+                not 0 < self.gpu_memory_ratio_alert < 1,
+                "gpu_memory_ratio_alert",
+                f"must be in (0, 1), got {self.gpu_memory_ratio_alert}",
+            ),
+            (self.alert_for_s < 0, "alert_for_s", f"must be >= 0 s, got {self.alert_for_s}"),
+            (self.server_down_for_s < 0, "server_down_for_s", f"must be >= 0 s, got {self.server_down_for_s}"),
+        ]
+        _first_broken(rules, self.source, "monitoring.")
+
+    @property
+    def rate_window_s(self) -> int:
+        return 4 * self.scrape_interval_s
+
+
+@dataclass(frozen=True, kw_only=True)
 class Spec:
     """All deployments of one spec file, and the servers that run them."""
 
@@ -547,6 +582,7 @@ class Spec:
     source: str = "<spec>"
     server: ServerSpec = field(default_factory=ServerSpec)
     kubernetes: KubernetesSpec = field(default_factory=KubernetesSpec)
+    monitoring: MonitoringSpec = field(default_factory=MonitoringSpec)
 
     def __post_init__(self) -> None:
         names = [m.name for m in self.models]
@@ -726,15 +762,19 @@ def parse_spec(text: str, source: str = "<spec>") -> Spec:
     models = data.get("model")
     if not isinstance(models, list) or not models:
         raise SpecError(source, "model", "needs at least one [[model]] table")
-    extra = sorted(set(data) - {"model", "server", "kubernetes"})
+    extra = sorted(set(data) - {"model", "server", "kubernetes", "monitoring"})
     if extra:
-        raise SpecError(source, extra[0], "unknown top-level key; only [[model]] tables, [server] and [kubernetes] are allowed")
+        raise SpecError(
+            source, extra[0], "unknown top-level key; only [[model]] tables and the [server], [kubernetes] and "
+            "[monitoring] tables are allowed"
+        )
     server, kubernetes = _server_tables(data, source)
     return Spec(
         models=tuple(_parse_model(raw, source, i) for i, raw in enumerate(models)),
         source=source,
         server=server,
         kubernetes=kubernetes,
+        monitoring=_parse_table(MonitoringSpec, data.get("monitoring", {}), source, "monitoring"),
     )
 
 

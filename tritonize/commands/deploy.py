@@ -2,6 +2,7 @@
 
     tritonize deploy compose [--target gpu|cpu] [--out docker-compose.yml]
     tritonize deploy kubernetes [--target gpu|cpu] [--replicas N] [--registry R] --out DIR
+    tritonize deploy monitoring [--out deploy/monitoring]
     tritonize deploy release [--check-tensorrt] [--markdown] [--update docs/release.md ...]
 """
 
@@ -34,6 +35,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     kube.add_argument("--out", type=Path, required=True, help="directory for the manifests")
     kube.set_defaults(func=run_kubernetes)
 
+    watch = verbs.add_parser(
+        "monitoring", help="write the compose profile 'monitoring' files: Prometheus config and rules, Grafana dashboard"
+    )
+    watch.add_argument("--spec", type=Path, default=None, help="spec TOML (default: the one shipped)")
+    watch.add_argument("--out", type=Path, default=None, help="directory (default: deploy/monitoring, what compose mounts)")
+    watch.set_defaults(func=run_monitoring)
+
     release = verbs.add_parser("release", help="print the pinned NGC release; check this image against it")
     release.add_argument(
         "--check-tensorrt",
@@ -64,14 +72,24 @@ def run_compose(args: argparse.Namespace) -> int:
 
 def run_kubernetes(args: argparse.Namespace) -> int:
     from tritonize.deploy.kubernetes import write_manifests
+    from tritonize.deploy.kubernetes_monitoring import write_resources
     from tritonize.deploy.release import load_release
     from tritonize.deploy.tune import write_tune_job
 
     spec, release, target = load_spec(args.spec), load_release(), Target(args.target)
     paths = write_manifests(spec, release, target, args.out, replicas=args.replicas, registry=args.registry)
     paths.append(write_tune_job(spec, release, target, args.out, registry=args.registry))
-    for path in paths:
+    for path in [*paths, *write_resources(spec, args.out)]:
         print(f"wrote {path}")
+    return 0
+
+
+def run_monitoring(args: argparse.Namespace) -> int:
+    from tritonize.deploy import monitoring, yaml_io
+
+    out = args.out or Path(monitoring.COMPOSE_DIR)
+    for relative, text in monitoring.compose_files(load_spec(args.spec)).items():
+        print(f"wrote {yaml_io.write(out / relative, text)}")
     return 0
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tritonize.commands._args import add_inference_key_argument, positive_float, positive_int, ratio
+from tritonize.commands._args import add_inference_key_argument, non_negative_int, positive_float, positive_int, ratio
 from tritonize.urls import PROTOCOLS, Protocol, default_url
 
 
@@ -68,12 +68,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gates.add_argument("--max-failure-ratio", type=ratio, default=0.0, help="failed / sent, refusals excluded (default 0)")
     gates.add_argument("--max-p99-ms", type=positive_float, help="p99 latency of requests not refused")
     gates.add_argument("--max-refusal-ratio", type=ratio, help="refused as overloaded / sent (default: no limit)")
+    gates.add_argument(
+        "--max-memory-growth",
+        type=ratio,
+        help="soak: tritonserver RSS, stubs RSS and server /dev/shm may each grow by this ratio from after warm-up "
+        "to the end of the run (default 0.1 with --shape soak, off otherwise)",
+    )
+    gates.add_argument(
+        "--max-fd-growth", type=non_negative_int, help="soak: open descriptors (default 0 with --shape soak, off otherwise)"
+    )
+    gates.add_argument(
+        "--max-thread-growth", type=non_negative_int, help="soak: threads (default 0 with --shape soak, off otherwise)"
+    )
     parser.add_argument("--sample-interval", type=positive_float, default=1.0, help="memory sampling period, s")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tritonize.loadtest.gates import Gates
     from tritonize.loadtest.runner import LoadtestConfig, LoadtestError, run_loadtest, run_with_server
 
     if args.start_server and args.repository is None:
@@ -100,9 +111,7 @@ def run(args: argparse.Namespace) -> int:
         admin_key=args.admin_key,
         inference_key=args.inference_key,
         soak=_plan(args),
-        gates=Gates(
-            max_failure_ratio=args.max_failure_ratio, max_p99_ms=args.max_p99_ms, max_refusal_ratio=args.max_refusal_ratio
-        ),
+        gates=_gates(args),
         sample_interval_s=args.sample_interval,
         **extra,
     )
@@ -112,6 +121,21 @@ def run(args: argparse.Namespace) -> int:
         if not gate.passed:
             print(f"tritonize: gate failed: {gate.gate} = {gate.measured:g}, limit {gate.limit:g}", file=sys.stderr)
     return 0 if summary.passed else 1
+
+
+def _gates(args: argparse.Namespace):  # -> Gates
+    """A soak gets the resource gates by default; a steady run only those asked for."""
+    from tritonize.loadtest.gates import Gates
+
+    growth = {
+        "max_memory_growth": args.max_memory_growth,
+        "max_fd_growth": args.max_fd_growth,
+        "max_thread_growth": args.max_thread_growth,
+    }
+    common = {"max_failure_ratio": args.max_failure_ratio, "max_p99_ms": args.max_p99_ms, "max_refusal_ratio": args.max_refusal_ratio}
+    if args.shape == "soak":
+        return Gates.soak(**common, **growth)
+    return Gates(**common, **growth)
 
 
 def _plan(args: argparse.Namespace):  # -> SoakPlan | None (imported lazily, like every load-test module)

@@ -5,7 +5,9 @@ cpu) from the project's own spec file (mounted, not the copy baked into the imag
 invoking user (``TRITONIZE_UID``/``TRITONIZE_GID``), so the files it writes are the user's, not
 root's, and exits; ``triton`` serves it once ``build`` completed; ``locust`` (Locust master + web UI)
 and ``locust-worker`` (``--scale locust-worker=N``) load it once ``triton`` is healthy;
-``locust-headless`` (profile ``headless``) runs ``tritonize loadtest`` and writes its summary.
+``locust-headless`` (profile ``headless``) runs ``tritonize loadtest`` and writes its summary;
+profile ``monitoring`` adds Prometheus (rules), Grafana (the dashboard) and cAdvisor (container
+memory), configured by the files ``tritonize deploy monitoring`` writes (see :mod:`monitoring`).
 The gpu target reserves GPUs with a literal integer ``count`` and the cpu target reserves none;
 both must pass Debian's ``docker-compose`` 1.29 ``config`` (so: no ``start_interval``).
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tritonize.deploy import images, tune, yaml_io
+from tritonize.deploy import images, monitoring, tune, yaml_io
 from tritonize.deploy.release import Release
 from tritonize.deploy.server_command import triton_command
 from tritonize.errors import DeployError
@@ -143,6 +145,42 @@ def _locust_services(spec: Spec, release: Release, target: Target) -> dict[str, 
     }
 
 
+def _monitoring_services() -> dict[str, Any]:
+    """Prometheus scrapes triton and cAdvisor; Grafana shows the provisioned dashboard (profile monitoring)."""
+    files = f"./{monitoring.COMPOSE_DIR}"
+    profile = ["monitoring"]
+    return {
+        "prometheus": {
+            "image": monitoring.PROMETHEUS_IMAGE,
+            "profiles": profile,
+            "command": [f"--config.file={monitoring.PROMETHEUS_DIR}/prometheus.yml", "--storage.tsdb.retention.time=15d"],
+            "volumes": [f"{files}/prometheus:{monitoring.PROMETHEUS_DIR}:ro"],
+            "ports": [f"{BIND}:{monitoring.PROMETHEUS_PORT}:{monitoring.PROMETHEUS_PORT}"],
+            "restart": "unless-stopped",
+        },
+        "grafana": {
+            "image": monitoring.GRAFANA_IMAGE,
+            "profiles": profile,
+            "environment": {"GF_SECURITY_ADMIN_PASSWORD": "${GRAFANA_ADMIN_PASSWORD:-admin}"},
+            "volumes": [
+                f"{files}/grafana/provisioning:{monitoring.GRAFANA_PROVISIONING}:ro",
+                f"{files}/grafana/dashboards:{monitoring.GRAFANA_DASHBOARDS}:ro",
+            ],
+            "ports": [f"{BIND}:{monitoring.GRAFANA_PORT}:{monitoring.GRAFANA_PORT}"],
+            "depends_on": {"prometheus": {"condition": "service_started"}},
+            "restart": "unless-stopped",
+        },
+        "cadvisor": {  # cAdvisor's documented docker run: read-only host mounts, /dev/kmsg, privileged
+            "image": monitoring.CADVISOR_IMAGE,
+            "profiles": profile,
+            "privileged": True,
+            "devices": ["/dev/kmsg"],
+            "volumes": ["/:/rootfs:ro", "/var/run:/var/run:ro", "/sys:/sys:ro", "/var/lib/docker/:/var/lib/docker:ro"],
+            "restart": "unless-stopped",
+        },
+    }
+
+
 def compose_file(spec: Spec, release: Release, target: Target) -> dict[str, Any]:
     """The compose document for ``target`` (gpu or cpu) as plain data.
 
@@ -158,6 +196,7 @@ def compose_file(spec: Spec, release: Release, target: Target) -> dict[str, Any]
             "triton": triton,
             **_locust_services(spec, release, target),
             **tune.compose_services(spec, release, target, triton=triton, models=MODELS, results=RESULTS, workspace=WORKSPACE),
+            **_monitoring_services(),
         }
     }
 
@@ -174,6 +213,7 @@ Runs on {runs_on}; {DEFAULT_FILES[other]} is the {other.value} variant.
   docker compose -f {DEFAULT_FILES[target]} up -d                  # build -> triton -> locust (web UI :{LOCUST_WEB_PORT})
   docker compose -f {DEFAULT_FILES[target]} up --scale locust-worker=4 -d
   docker compose -f {DEFAULT_FILES[target]} run --rm locust-headless  # summary in ./loadtest/results/compose-{target.value}/
+  docker compose -f {DEFAULT_FILES[target]} --profile monitoring up -d  # + Prometheus :{monitoring.PROMETHEUS_PORT}, Grafana :{monitoring.GRAFANA_PORT}
 
 TRITONIZE_BUILD_ARGS="--demo tiny" adds build flags; TRITONIZE_SPEC names another spec in this directory;
 ports bind to 127.0.0.1 unless TRITON_BIND=0.0.0.0. docs/deploy.md explains the stack."""

@@ -28,11 +28,16 @@ rebuild can preempt a server instead of waiting behind it. GPU rollouts replace 
   ``serve/networkpolicy.yaml``.
 - ``monitoring/prometheus-adapter-values.yaml``: the Prometheus adapter rule that turns Triton's
   counters into the HPA's metric (a Helm values file, not a resource: kept out of both sets).
+- ``monitoring/resources/``: ServiceMonitor, rules and dashboard for the monitoring namespace
+  (written by :mod:`tritonize.deploy.kubernetes_monitoring`).
 
 Autoscaling: the HPA reads the pods metric ``triton_queue_duration_us_per_request``, which the
-adapter computes per pod as rate(``nv_inference_queue_duration_us``) / rate(``nv_inference_request_success``)
-over all models of the pod: the average time a request waited in a Triton queue. Above the spec's
-``queue_time_target_us`` the servers are saturated (requests queue), so the HPA adds replicas.
+adapter takes from the recording rule :data:`tritonize.deploy.monitoring.QUEUE_PER_POD` (the one
+definition of the expression: rate(``nv_inference_queue_duration_us``) / rate(``nv_inference_request_success``)
+over all models of the pod, 0 while idle): the average time a request waited in a Triton queue.
+Above the spec's ``queue_time_target_us`` the servers are saturated (requests queue), so the HPA
+adds replicas. The rule reaches Prometheus through ``monitoring/resources/`` (see
+:mod:`tritonize.deploy.kubernetes_monitoring`).
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tritonize.deploy import images, yaml_io
+from tritonize.deploy import images, monitoring, yaml_io
 from tritonize.deploy.release import Release
 from tritonize.deploy.server_command import triton_command
 from tritonize.errors import DeployError
@@ -62,12 +67,16 @@ DATA = "/data"  # the models volume; the repository is a directory in it, so the
 REPOSITORY = f"{DATA}/model_repository"
 GPU_RESOURCE = "nvidia.com/gpu"
 QUEUE_METRIC = "triton_queue_duration_us_per_request"
-RATE_WINDOW = "2m"  # at least 4 scrapes of a 30 s Prometheus interval
 SCRAPER_LABEL = "kubernetes.io/metadata.name"  # set on every namespace by Kubernetes itself
 
 
 def _labels(component: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": APP, "app.kubernetes.io/component": component}
+
+
+def service_labels() -> dict[str, str]:
+    """The labels of the Triton Service (what a ServiceMonitor selects)."""
+    return _labels("triton")
 
 
 def _meta(name: str, component: str, **extra: Any) -> dict[str, Any]:
@@ -306,27 +315,19 @@ def network_policy(server: ServerSpec, cluster: KubernetesSpec) -> dict[str, Any
     }
 
 
-def _per_pod_rate(counter: str) -> str:
-    """PromQL: the counter's rate summed over the pod's models (adapter fills the matchers and grouping)."""
-    return f"sum(rate({counter}{{<<.LabelMatchers>>}}[{RATE_WINDOW}])) by (<<.GroupBy>>)"
-
-
-def adapter_values() -> dict[str, Any]:
-    """prometheus-adapter Helm values: the custom metric the HPA reads, per pod.
-
-    Idle pods report 0 (the ``or ... * 0`` branch) instead of no value, so the HPA can scale down.
-    """
-    queue = _per_pod_rate("nv_inference_queue_duration_us")
-    success = _per_pod_rate("nv_inference_request_success")
-    query = f"({queue} / ({success} > 0)) or ({success} * 0)"
+def adapter_values(spec: Spec) -> dict[str, Any]:
+    """prometheus-adapter Helm values: the custom metric the HPA reads, per pod, from the recorded
+    series of :data:`tritonize.deploy.monitoring.QUEUE_PER_POD` (idle pods record 0, so the HPA
+    can scale down)."""
+    series = monitoring.name(monitoring.QUEUE_PER_POD, spec)
     return {
         "rules": {
             "custom": [
                 {
-                    "seriesQuery": 'nv_inference_queue_duration_us{namespace!="",pod!=""}',
+                    "seriesQuery": f'{series}{{namespace!="",pod!=""}}',
                     "resources": {"overrides": {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}},
-                    "name": {"matches": "^nv_inference_queue_duration_us$", "as": QUEUE_METRIC},
-                    "metricsQuery": query,
+                    "name": {"matches": f"^{series}$", "as": QUEUE_METRIC},
+                    "metricsQuery": "max(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)",
                 }
             ]
         }
@@ -397,5 +398,5 @@ def write_manifests(
         f" -n {spec.kubernetes.monitoring_namespace} -f {ADAPTER_FILE}).\n"
         f"The HPA in hpa.yaml reads {QUEUE_METRIC} through the custom metrics API."
     )
-    written.append(yaml_io.write(out / ADAPTER_FILE, yaml_io.dump(adapter_values(), _header(target, release, adapter_note))))
+    written.append(yaml_io.write(out / ADAPTER_FILE, yaml_io.dump(adapter_values(spec), _header(target, release, adapter_note))))
     return written

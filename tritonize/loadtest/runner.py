@@ -29,7 +29,7 @@ from tritonize.loadtest.distributed import WORKER_LOG, locust_workers
 from tritonize.loadtest.gates import Gates
 from tritonize.loadtest.metrics import fetch_statistics, metrics_delta, scrape_metrics, stats_delta
 from tritonize.loadtest.payload import DEFAULT_MODEL, corpus_texts
-from tritonize.loadtest.plot import plot_history, read_history
+from tritonize.loadtest.plot import load_start, plot_history, plot_resources, read_history
 from tritonize.loadtest.resources import ResourceSampler, find_listener_pid, summarize, write_csv
 from tritonize.loadtest.soak import SoakPlan
 from tritonize.loadtest.summary import LoadtestSummary, read_locust_stats
@@ -282,16 +282,15 @@ def run_loadtest(config: LoadtestConfig) -> LoadtestSummary:
     url = config.target_url
     before = fetch_statistics(url, config.protocol, admin_key=config.admin_key)
     metrics_before = scrape_metrics(config.target_metrics_url)
-    pid = config.server_pid or find_listener_pid(int(url.rpartition(":")[2]))
+    port = int(url.rpartition(":")[2])
+    pid = config.server_pid or find_listener_pid(port)
+    sampler = None
     if pid is None:
         logger.warning("no server process found listening at %s: memory is not sampled", url)
         stats_csv = run_locust(config)
-        resources = None
     else:
-        with ResourceSampler(pid, config.sample_interval_s) as sampler:
+        with ResourceSampler(pid, config.sample_interval_s, port=port) as sampler:
             stats_csv = run_locust(config)
-        warmup = config.soak.ramp_s if config.soak is not None else 0.0
-        resources = summarize(sampler.samples, pid, config.sample_interval_s, warmup)
     after = fetch_statistics(url, config.protocol, admin_key=config.admin_key)
     metrics_after = scrape_metrics(config.target_metrics_url)
 
@@ -303,14 +302,21 @@ def run_loadtest(config: LoadtestConfig) -> LoadtestSummary:
         "html": str(config.out / "report.html"),
         "log": str(config.out / LOG_FILE),
     }
-    if pid is not None:
-        files["resources"] = str(write_csv(sampler.samples, config.out / "resources.csv"))
     history = config.out / f"{CSV_PREFIX}_stats_history.csv"
     if history.exists():
         files["history"] = str(history)
         png = plot_history(history, config.out / "throughput_latency.png", f"{config.model} / {config.protocol}")
         if png:
             files["plot"] = str(png)
+    resources = None
+    if sampler is not None:
+        windows = config.soak.growth_windows(config.sample_interval_s) if config.soak is not None else None
+        start = load_start(history) if history.exists() else None
+        resources = summarize(sampler.samples, pid, config.sample_interval_s, windows, start)
+        files["resources"] = str(write_csv(sampler.samples, config.out / "resources.csv"))
+        png = plot_resources(sampler.samples, config.out / "resources.png", f"{config.model}: server resources", resources)
+        if png:
+            files["resources_plot"] = str(png)
     client = read_locust_stats(config.out / CSV_PREFIX)
     summary = LoadtestSummary(
         model=config.model,
@@ -326,7 +332,7 @@ def run_loadtest(config: LoadtestConfig) -> LoadtestSummary:
         files=files,
         shape=_shape(config.soak),
         resources=resources,
-        gates=config.gates.evaluate(client),
+        gates=config.gates.evaluate(client, resources),
     )
     summary.write(config.out)
     return summary

@@ -2,7 +2,8 @@
 
 Locust drives it through ``tritonize/loadtest/locustfiles/soak_shape.py`` (a ``LoadTestShape`` whose ``tick`` calls
 :meth:`SoakPlan.tick`); keeping the plan here, free of locust, lets the runner compute the run's
-length and lets tests check the phases without starting Locust.
+length and lets tests check the phases without starting Locust. The plan also says where the
+soak's resource growth is measured (:meth:`SoakPlan.growth_windows`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,27 @@ class Phase:
     end_s: float
     users: int
     spawn_rate: float
+
+
+WARMUP_FRACTION = 0.1  # of the hold: first requests load code and fill caches and pools
+WINDOW_FRACTION = 0.1  # of the hold: how long each window of the growth comparison is
+MIN_WINDOW_SAMPLES = 3  # a median of fewer samples is one transient away from a wrong answer
+
+
+@dataclass(frozen=True, kw_only=True)
+class GrowthWindows:
+    """Where a soak's growth is measured, in seconds since the load started.
+
+    *Reference*: right after warm-up (the ramp plus the first 10 % of the hold). *End*: the last
+    stretch of the run at the same number of users (the end of the recovery, else of the hold),
+    so both windows see the same load (the same client connections, the same batch sizes); what
+    the end window holds beyond the reference stayed after warm-up and after the spike.
+    """
+
+    reference_start_s: float
+    reference_end_s: float
+    end_start_s: float
+    end_end_s: float
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,6 +101,24 @@ class SoakPlan:
         """Locust ``LoadTestShape.tick``: (users, spawn rate), or ``None`` when the soak is over."""
         phase = self.phase_at(elapsed_s)
         return None if phase is None else (phase.users, phase.spawn_rate)
+
+    def growth_windows(self, interval_s: float) -> GrowthWindows:
+        """The reference and end windows (see :class:`GrowthWindows`) for samples every ``interval_s``.
+
+        Each window lasts 10 % of the hold but at least three sampling intervals, cut to the phase
+        it lies in (a short recovery: its whole length).
+        """
+        window = max(WINDOW_FRACTION * self.hold_s, MIN_WINDOW_SAMPLES * interval_s)
+        hold_start, hold_end = self.ramp_s, self.ramp_s + self.hold_s
+        reference_start = hold_start + WARMUP_FRACTION * self.hold_s
+        at_users = [p for p in self.phases() if p.users == self.users and p.name in ("hold", "recover")]
+        last = at_users[-1] if at_users else self.phases()[-1]
+        return GrowthWindows(
+            reference_start_s=reference_start,
+            reference_end_s=min(reference_start + window, max(hold_end, reference_start)),
+            end_start_s=max(last.end_s - window, last.start_s),
+            end_end_s=last.end_s,
+        )
 
     def locust_args(self) -> list[str]:
         """The flags the soak shape (``tritonize/loadtest/locustfiles/soak_shape.py``) reads."""

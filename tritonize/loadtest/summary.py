@@ -16,6 +16,7 @@ from typing import Any
 from tritonize.loadtest.gates import GateResult
 from tritonize.loadtest.metrics import ModelStats
 from tritonize.loadtest.payload import is_refusal
+from tritonize.loadtest.resources import LABELS
 
 MODEL_STEP_SUFFIX = "_model"  # the ensemble step that runs the network: <deployment>_model
 
@@ -229,26 +230,30 @@ def _resource_rows(summary: LoadtestSummary) -> list[str]:
     if not res:
         return []
     rows = [
-        f"## Server memory ({res['samples']} samples every {res['interval_s']:g} s, pid {res['server_pid']})",
+        f"## Server resources ({res['samples']} samples every {res['interval_s']:g} s, pid {res['server_pid']})",
         "",
-        f"| what | before MB | after MB | peak MB | growth MB | growth after {res.get('warmup_s', 0):g} s warm-up MB |",
-        "|---|---|---|---|---|---|",
+        "Memory in MB. Reference and end: medians of the windows after warm-up and at the end of the run.",
+        "",
+        "| what | before | after | peak | reference | end | growth after warm-up |",
+        "|---|---|---|---|---|---|---|",
     ]
-    labels = {
-        "server_rss": "tritonserver RSS",
-        "stubs_rss": "Python-backend stubs RSS",
-        "server_shm": "server's /dev/shm regions",
-        "dev_shm_used": "/dev/shm used (whole machine)",
-    }
-    for key, label in labels.items():
+    for key, label in LABELS.items():
         m = res.get(key)
-        if m:
-            rows.append(
-                f"| {label} | {m['start_mb']:.1f} | {m['end_mb']:.1f} | {m['peak_mb']:.1f} | {m['growth_mb']:+.1f} "
-                f"| {m.get('growth_after_warmup_mb', m['growth_mb']):+.1f} |"
-            )
+        if not m:
+            continue
+        unit = "_mb" if "start_mb" in m else ""
+        grown = m.get("after_warmup") or {}
+        growth = grown.get(f"growth{unit}")
+        ratio = f" ({grown['growth_ratio']:+.1%})" if grown.get("growth_ratio") is not None else ""
+        rows.append(
+            f"| {label} | {m[f'start{unit}']:g} | {m[f'end{unit}']:g} | {m[f'peak{unit}']:g} "
+            f"| {_fmt(grown.get(f'reference{unit}'), 1)} | {_fmt(grown.get(f'end{unit}'), 1)} "
+            f"| {'-' if growth is None else f'{growth:+g}'}{ratio} |"
+        )
     if res.get("stubs"):
         rows += ["", f"Stub processes: {res['stubs']['start']} before, {res['stubs']['end']} after."]
+    if len(res.get("server_pids") or []) > 1:
+        rows += ["", f"The server was restarted during the run: pids {res['server_pids']}."]
     return [*rows, ""]
 
 

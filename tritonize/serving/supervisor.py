@@ -26,8 +26,6 @@ from __future__ import annotations
 import collections
 import datetime as _dt
 import logging
-import os
-import signal
 import threading
 import time
 from dataclasses import replace
@@ -142,7 +140,7 @@ class Supervisor:
         """Record the current stubs; return the watched ones that died since the last scan."""
         dead = []
         for pid, stub in list(self._known.items()):
-            if processes.process_state(pid) in (None, "Z"):
+            if processes.is_gone(pid):
                 dead.append(stub)
                 del self._known[pid]
         if self.server.pid is not None:
@@ -237,9 +235,7 @@ class Supervisor:
         still = {s.pid: s for s in self.stubs() if s.pid in pids and s.stopped}
         killed = []
         for pid, stub in still.items():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
+            if not processes.kill(pid):
                 continue
             killed.append(f"{stub.instance} (pid {pid}, state {stub.state})")
         return killed
@@ -332,11 +328,14 @@ class Supervisor:
         return processes.server_stubs(self.server.pid) if self.server.pid is not None else []
 
     def memory(self) -> dict[str, int]:
-        """RSS of tritonserver plus its live stubs, and the ``/dev/shm`` bytes of its stubs' regions."""
-        stubs = self.stubs()
-        rss = processes.rss_bytes(self.server.pid) if self.server.pid is not None else 0
+        """RSS of tritonserver plus its live stubs, their open descriptors and threads, and the
+        ``/dev/shm`` bytes of every region its stubs were started with (replaced stubs' included)."""
+        pid = self.server.pid
+        used = processes.footprint(pid) if pid is not None else None
         return {
-            "rss_bytes": rss + sum(processes.rss_bytes(s.pid) for s in stubs),
+            "rss_bytes": used.rss if used else 0,
+            "fds": (used.server_fds or 0) + (used.stubs_fds or 0) if used else 0,
+            "threads": (used.server_threads or 0) + (used.stubs_threads or 0) if used else 0,
             "shm_bytes": processes.shm_bytes(self._regions),
             "shm_regions": len(processes.existing_regions(self._regions)),
         }
