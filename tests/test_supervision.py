@@ -144,7 +144,7 @@ def test_watchdog_recovers_when_a_stub_is_stopped_and_resumed_under_load(
         counts, _, _, _ = _run_fault(supervisor, pause, record_property, "stub-sigstop-3s")
         assert counts["explicit_error"] >= 1, "Triton declares a stub stopped for > 1 s unhealthy"
         reload = next(e for e in _events(supervisor) if e.kind == "reloaded")
-        assert reload.model == paused and f"pid {stub.pid}, state T" in reload.detail
+        assert reload.model == paused and f"pid {stub.pid}, state stopped" in reload.detail  # psutil.STATUS_STOPPED
         # the stopped stub was killed before the reload, so SIGCONT could not abort the server
         assert "restarted" not in _kinds(supervisor) and supervisor.server.pid == pids[0]
         assert Prober(supervisor.server.http_url).probe(MODEL).ok
