@@ -70,24 +70,24 @@ QUEUE_METRIC = "triton_queue_duration_us_per_request"
 SCRAPER_LABEL = "kubernetes.io/metadata.name"  # set on every namespace by Kubernetes itself
 
 
-def _labels(component: str) -> dict[str, str]:
+def app_labels(component: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": APP, "app.kubernetes.io/component": component}
 
 
 def service_labels() -> dict[str, str]:
     """The labels of the Triton Service (what a ServiceMonitor selects)."""
-    return _labels("triton")
+    return app_labels("triton")
 
 
-def _meta(name: str, component: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "labels": _labels(component), **extra}
+def object_meta(name: str, component: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "labels": app_labels(component), **extra}
 
 
 def _cpu(cpus: float) -> str:
     return str(int(cpus)) if float(cpus).is_integer() else f"{round(cpus * 1000)}m"
 
 
-def _resources(server: ServerSpec, target: Target, gpus: int, *, shm: bool) -> dict[str, Any]:
+def container_resources(server: ServerSpec, target: Target, gpus: int, *, shm: bool) -> dict[str, Any]:
     """Requests from the spec; the memory limit adds the in-memory /dev/shm, which is charged to the pod."""
     memory_mib = server.memory_gib * 1024 + (server.shm_size_mib if shm else 0)
     requests: dict[str, Any] = {"cpu": _cpu(server.cpus), "memory": f"{server.memory_gib}Gi"}
@@ -97,7 +97,7 @@ def _resources(server: ServerSpec, target: Target, gpus: int, *, shm: bool) -> d
     return {"requests": requests, "limits": limits}
 
 
-def _gpu_tolerations(target: Target) -> dict[str, Any]:
+def gpu_tolerations(target: Target) -> dict[str, Any]:
     """GPU node pools are commonly tainted ``nvidia.com/gpu:NoSchedule``; tolerate it only where a GPU is asked for."""
     if target is not Target.GPU:
         return {}
@@ -109,7 +109,7 @@ def models_claim(cluster: KubernetesSpec) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": _meta(MODELS_CLAIM, "model-repository"),
+        "metadata": object_meta(MODELS_CLAIM, "model-repository"),
         "spec": {
             "accessModes": ["ReadWriteMany"],
             "resources": {"requests": {"storage": f"{cluster.storage_gib}Gi"}},
@@ -121,7 +121,7 @@ def priority_class(name: str, value: int, description: str, *, preempts: bool) -
     return {
         "apiVersion": "scheduling.k8s.io/v1",
         "kind": "PriorityClass",
-        "metadata": _meta(name, "scheduling"),
+        "metadata": object_meta(name, "scheduling"),
         "value": value,
         "globalDefault": False,
         "preemptionPolicy": "PreemptLowerPriority" if preempts else "Never",
@@ -140,23 +140,23 @@ def build_job(server: ServerSpec, release: Release, target: Target, registry: st
             {"name": "TRITONIZE_CACHE", "value": f"{DATA}/.cache/tritonize"},
             {"name": "HF_HOME", "value": f"{DATA}/.cache/huggingface"},
         ],
-        "resources": _resources(server, target, 1, shm=False),
+        "resources": container_resources(server, target, 1, shm=False),
         "volumeMounts": [{"name": "models", "mountPath": DATA}],
     }
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": _meta(BUILD_JOB, "engine-build"),
+        "metadata": object_meta(BUILD_JOB, "engine-build"),
         "spec": {
             "backoffLimit": 1,
             "template": {
-                "metadata": {"labels": _labels("engine-build")},
+                "metadata": {"labels": app_labels("engine-build")},
                 "spec": {
                     "restartPolicy": "Never",
                     "priorityClassName": BUILD_PRIORITY,
                     "containers": [container],
                     "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": MODELS_CLAIM}}],
-                    **_gpu_tolerations(target),
+                    **gpu_tolerations(target),
                 },
             },
         },
@@ -185,7 +185,7 @@ def _server_container(server: ServerSpec, release: Release, target: Target, regi
         "startupProbe": _http_probe("/v2/health/live", "http", period=10, failures=60),
         "readinessProbe": _http_probe("/v2/health/ready", "http", period=5, failures=3),
         "livenessProbe": _http_probe("/v2/health/live", "http", period=10, failures=3),
-        "resources": _resources(server, target, server.gpus, shm=True),
+        "resources": container_resources(server, target, server.gpus, shm=True),
         "volumeMounts": [
             {"name": "models", "mountPath": DATA, "readOnly": True},
             {"name": "dshm", "mountPath": "/dev/shm"},
@@ -197,11 +197,11 @@ def _server_container(server: ServerSpec, release: Release, target: Target, regi
 def triton_deployment(
     server: ServerSpec, release: Release, target: Target, replicas: int, registry: str
 ) -> dict[str, Any]:
-    pod_labels = _labels("triton")
+    pod_labels = app_labels("triton")
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _meta(SERVER, "triton"),
+        "metadata": object_meta(SERVER, "triton"),
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": pod_labels},
@@ -231,7 +231,7 @@ def triton_deployment(
                         }
                     ],
                     "terminationGracePeriodSeconds": 60,
-                    **_gpu_tolerations(target),
+                    **gpu_tolerations(target),
                 },
             },
         },
@@ -248,10 +248,10 @@ def triton_service(server: ServerSpec) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _meta(SERVER, "triton"),
+        "metadata": object_meta(SERVER, "triton"),
         "spec": {
             "type": "ClusterIP",
-            "selector": _labels("triton"),
+            "selector": app_labels("triton"),
             "ports": [
                 {"name": name, "port": port, "targetPort": name, "protocol": "TCP", "appProtocol": app}
                 for (name, port), app in zip(ports, ("http", "kubernetes.io/h2c", "http"))
@@ -264,7 +264,7 @@ def autoscaler(server: ServerSpec, replicas: int, max_replicas: int) -> dict[str
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": _meta(SERVER, "triton"),
+        "metadata": object_meta(SERVER, "triton"),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": SERVER},
             "minReplicas": replicas,
@@ -292,8 +292,8 @@ def disruption_budget() -> dict[str, Any]:
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": _meta(SERVER, "triton"),
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": _labels("triton")}},
+        "metadata": object_meta(SERVER, "triton"),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": app_labels("triton")}},
     }
 
 
@@ -303,9 +303,9 @@ def network_policy(server: ServerSpec, cluster: KubernetesSpec) -> dict[str, Any
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": _meta(SERVER, "triton"),
+        "metadata": object_meta(SERVER, "triton"),
         "spec": {
-            "podSelector": {"matchLabels": _labels("triton")},
+            "podSelector": {"matchLabels": app_labels("triton")},
             "policyTypes": ["Ingress"],
             "ingress": [
                 {"ports": [{"protocol": "TCP", "port": p} for p in (server.http_port, server.grpc_port)]},

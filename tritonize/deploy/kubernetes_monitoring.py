@@ -27,7 +27,7 @@ OPERATOR_API = "monitoring.coreos.com/v1"
 DASHBOARD_LABEL = {"grafana_dashboard": "1"}  # the Grafana chart's sidecar default label
 
 
-def _meta(spec: Spec, name: str, **labels: str) -> dict[str, Any]:
+def object_meta(spec: Spec, name: str, **labels: str) -> dict[str, Any]:
     return {
         "name": name,
         "namespace": spec.kubernetes.monitoring_namespace,
@@ -40,7 +40,7 @@ def service_monitor(spec: Spec) -> dict[str, Any]:
     return {
         "apiVersion": OPERATOR_API,
         "kind": "ServiceMonitor",
-        "metadata": _meta(spec, kubernetes.SERVER),
+        "metadata": object_meta(spec, kubernetes.SERVER),
         "spec": {
             "namespaceSelector": {"any": True},
             "selector": {"matchLabels": kubernetes.service_labels()},
@@ -61,14 +61,14 @@ def rules(spec: Spec) -> dict[str, Any]:
 
 
 def prometheus_rule(spec: Spec) -> dict[str, Any]:
-    return {"apiVersion": OPERATOR_API, "kind": "PrometheusRule", "metadata": _meta(spec, kubernetes.SERVER), "spec": rules(spec)}
+    return {"apiVersion": OPERATOR_API, "kind": "PrometheusRule", "metadata": object_meta(spec, kubernetes.SERVER), "spec": rules(spec)}
 
 
 def rules_config_map(spec: Spec) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _meta(spec, f"{kubernetes.SERVER}-rules"),
+        "metadata": object_meta(spec, f"{kubernetes.SERVER}-rules"),
         "data": {monitoring.RULES_FILE: yaml_io.dump(rules(spec))},
     }
 
@@ -77,7 +77,7 @@ def dashboard_config_map(spec: Spec) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _meta(spec, f"{kubernetes.SERVER}-dashboard", **DASHBOARD_LABEL),
+        "metadata": object_meta(spec, f"{kubernetes.SERVER}-dashboard", **DASHBOARD_LABEL),
         "data": {monitoring.DASHBOARD_FILE: monitoring.dashboard_json(spec)},
     }
 

@@ -125,7 +125,7 @@ def tune_job(spec: Spec, release: Release, target: Target, *, registry: str = ""
         "args": tuning_server_command(server, release, target, repository=k8s.REPOSITORY, admin_key=f"$({k8s.ADMIN_ENV})"),
         "env": [{"name": k8s.ADMIN_ENV, "valueFrom": {"secretKeyRef": {"name": k8s.ADMIN_SECRET, "key": k8s.ADMIN_SECRET_KEY}}}],
         "startupProbe": {"httpGet": {"path": "/v2/health/live", "port": server.http_port}, "periodSeconds": 10, "failureThreshold": 60},
-        "resources": k8s._resources(server, target, gpus, shm=True),
+        "resources": k8s.container_resources(server, target, gpus, shm=True),
         "volumeMounts": [{"name": "models", "mountPath": k8s.DATA, "readOnly": True}, {"name": "dshm", "mountPath": "/dev/shm"}],
     }
     tune = {
@@ -135,17 +135,17 @@ def tune_job(spec: Spec, release: Release, target: Target, *, registry: str = ""
             spec, target, "127.0.0.1", model="$(TUNE_MODEL)", repository=k8s.REPOSITORY, out=f"{k8s.DATA}/tune-results", spec_path=None
         ),
         "env": [{"name": "TUNE_MODEL", "value": default_model(spec)}],
-        "resources": k8s._resources(server, target, gpus, shm=False),
+        "resources": k8s.container_resources(server, target, gpus, shm=False),
         "volumeMounts": [{"name": "models", "mountPath": k8s.DATA}],
     }
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": k8s._meta(JOB_NAME, "tune"),
+        "metadata": k8s.object_meta(JOB_NAME, "tune"),
         "spec": {
             "backoffLimit": 0,
             "template": {
-                "metadata": {"labels": k8s._labels("tune")},
+                "metadata": {"labels": k8s.app_labels("tune")},
                 "spec": {
                     "restartPolicy": "Never",
                     "initContainers": [sidecar],  # applied once the build Job has completed, as the serve set
@@ -154,7 +154,7 @@ def tune_job(spec: Spec, release: Release, target: Target, *, registry: str = ""
                         {"name": "models", "persistentVolumeClaim": {"claimName": k8s.MODELS_CLAIM}},
                         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{server.shm_size_mib}Mi"}},
                     ],
-                    **k8s._gpu_tolerations(target),
+                    **k8s.gpu_tolerations(target),
                 },
             },
         },
