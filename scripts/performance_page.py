@@ -129,7 +129,8 @@ def _notes(notes: list[str]) -> list[str]:
 
 def bench_section(name: str, data: dict) -> list[str]:
     config = data.get("config", {})
-    title = f"### {config.get('demo') or 'given'} repository, {config.get('n_texts', '?')} texts"
+    what = f"repository {config['repository']}" if config.get("repository") else f"{config.get('demo')} demo"
+    title = f"### {what}, {config.get('n_texts', '?')} texts, best of {config.get('passes', '?')} passes"
     return [
         title,
         "",
