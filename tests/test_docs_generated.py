@@ -36,3 +36,25 @@ def test_cli_reference_names_every_command():
 
     text = (ROOT / "docs" / "reference" / "cli.md").read_text(encoding="utf-8")
     assert [c for c in COMMANDS if f"## `tritonize {c}`" not in text] == []
+
+
+def test_performance_page_renders_every_result_with_its_provenance():
+    text = (ROOT / "docs" / "performance.md").read_text(encoding="utf-8")
+    results = sorted((ROOT / "docs" / "results").glob("*.json"))
+    assert results, "docs/results/ holds the measured figures"
+    assert [p.name for p in results if f"(results/{p.name})" not in text] == [], "a result is not on the page"
+    for row in ("| date |", "| machine |", "| command |", "| tritonize commit |"):
+        assert text.count(row) == len(results), f"every result states its {row.strip('| ')}"
+    assert "placeholder" not in text.lower()
+    assert "have not run on a GPU" in text
+
+
+def test_performance_page_says_not_recorded_when_a_result_lacks_its_provenance(tmp_path):
+    import json
+
+    spec = importlib.util.spec_from_file_location("performance_page", ROOT / "scripts" / "performance_page.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    (tmp_path / "bench-bare.json").write_text(json.dumps({"config": {}, "rows": []}), encoding="utf-8")
+    text = module.render(tmp_path, "<!-- generated -->")
+    assert "| date | not recorded |" in text and "| tritonize commit | not recorded |" in text

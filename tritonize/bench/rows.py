@@ -150,6 +150,7 @@ class BenchResult:
     all_rows: list[Measurement] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     goals: list[dict[str, Any]] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)  # date, machine, command, commit
 
     def find(self, **fields: Any) -> Measurement | None:
         """The row whose key has all these field values (``find(path=RowPath.SERVED, level=1, ...)``)."""
@@ -164,6 +165,7 @@ class BenchResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "provenance": self.provenance,
             "config": self.config,
             "rows": [r.to_dict() for r in self.rows],
             "goals": self.goals,

@@ -16,6 +16,7 @@ from tritonize.bench.baselines import BenchError
 from tritonize.bench.cpu import measure
 from tritonize.bench.goals import evaluate_goals
 from tritonize.bench.gpu import GpuSampler
+from tritonize.bench.provenance import provenance
 from tritonize.bench.report import write_result
 from tritonize.bench.repositories import (
     Deployments,
@@ -483,8 +484,11 @@ def _names(spec: Any) -> set[str]:
     return {m.name for m in spec.models}
 
 
-def run_bench(config: BenchConfig, log: Log = print) -> BenchResult:
+def run_bench(config: BenchConfig, log: Log = print, command: str | None = None) -> BenchResult:
     """Measure the configured row sets; write ``bench.json`` and ``bench.md`` to ``config.out``.
+
+    ``command`` is the command line as typed, kept in the JSON with the date, machine and commit
+    (read before measuring: the code that ran) so published figures carry their provenance.
 
     Repositories are built before anything is timed. With several passes every row keeps its
     best pass (:func:`~tritonize.bench.rows.best_rows`); all passes are kept in the JSON.
@@ -493,8 +497,9 @@ def run_bench(config: BenchConfig, log: Log = print) -> BenchResult:
         BenchError: a repository file is missing. ServerError: a server did not start.
         ClientError: a served request failed.
     """
+    started = provenance(command)
     session = _session(config, log)
-    result = BenchResult(config={k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()})
+    result = BenchResult(provenance=started, config={k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()})
     result.config.update(
         n_texts=len(session.texts), passes=config.n_passes, cpus=os.cpu_count(), rows=config.row_set,
         client_processes=config.processes, deployment=session.deployments.classifier,

@@ -60,6 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tritonize.bench import BenchConfig, run_bench, to_markdown
+    from tritonize.bench.provenance import typed_command
 
     config = BenchConfig(
         demo=args.demo,
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         python_instances=args.python_instances,
         compare=args.compare,
     )
-    result = run_bench(config, log=lambda line: print(f"  {line}", flush=True))
+    result = run_bench(config, log=lambda line: print(f"  {line}", flush=True), command=typed_command())
     print()
     print(to_markdown(result))
     print(f"written: {args.out / 'bench.json'}, {args.out / 'bench.md'}")
