@@ -28,16 +28,15 @@ import numpy as np
 
 from tritonize.client import (
     DEFAULT_MODEL,
-    DEFAULT_URLS,
-    check_protocol,
-    check_url,
-    decode_text,
+    client_target,
+    generation_inputs,
     make_request,
     parse_classification,
+    parse_generated,
     parse_top_k,
     wrap_error,
 )
-from tritonize.endpoints import EndpointPool, join_urls, refused_before_accepted
+from tritonize.endpoints import EndpointPool, refused_before_accepted
 from tritonize.errors import RequestTimeoutError
 
 logger = logging.getLogger(__name__)
@@ -67,16 +66,11 @@ class AsyncTritonizeClient:
         endpoints: EndpointPool | None = None,
         inference_key: str | None = None,
     ) -> None:
-        from tritonize.server import inference_headers
-
-        url = str(endpoints) if endpoints is not None else join_urls(url)  # scale-out: "h1:8001,h2:8001"
-        self.protocol = check_protocol(protocol)
-        self.url = check_url(url or DEFAULT_URLS[protocol])
+        self.protocol, self.url, self._infer_headers = client_target(url, protocol, endpoints, inference_key)
         self.timeout = timeout
         self.retries = retries
         self.backoff_s = backoff_s
         self.max_connections = max_connections
-        self._infer_headers = inference_headers(protocol, inference_key)
         self._clients: dict[str, Any] = {}  # one connection per server, made on first use
         self._module: Any = None
         self._max_batch: dict[str, int] = {}
@@ -236,11 +230,8 @@ class AsyncTritonizeClient:
         chunks = [texts[i : i + step] for i in range(0, len(texts), step)]
 
         async def one(chunk: Sequence[str | bytes]) -> list[dict[str, str]]:
-            extra = {}
-            if max_new_tokens is not None:
-                extra["max_new_tokens"] = np.full((len(chunk), 1), max_new_tokens, dtype=np.int32)
-            out = await self.infer_raw(model, chunk, ["GENERATED_TEXT"], extra_inputs=extra)
-            return [{"generated_text": decode_text(t)} for t in out["GENERATED_TEXT"].reshape(-1)]
+            out = await self.infer_raw(model, chunk, ["GENERATED_TEXT"], extra_inputs=generation_inputs(len(chunk), max_new_tokens))
+            return parse_generated(out["GENERATED_TEXT"])
 
         parts = await map_concurrent(chunks, one, max(1, len(chunks)))
         return [item for part in parts for item in part]

@@ -65,6 +65,30 @@ def parse_top_k(classes: np.ndarray) -> list[list[dict[str, Any]]]:
     return rows
 
 
+def generation_inputs(rows: int, max_new_tokens: int | None) -> dict[str, np.ndarray]:
+    """The optional inputs of a text2text request of ``rows`` texts: ``max_new_tokens`` when given."""
+    if max_new_tokens is None:
+        return {}
+    return {"max_new_tokens": np.full((rows, 1), max_new_tokens, dtype=np.int32)}
+
+
+def parse_generated(generated: np.ndarray) -> list[dict[str, str]]:
+    """HF text2text-generation output ``[{'generated_text': ...}]`` from ``GENERATED_TEXT``."""
+    return [{"generated_text": decode_text(t)} for t in generated.reshape(-1)]
+
+
+def client_target(
+    url: str | Sequence[str] | None, protocol: str, endpoints: EndpointPool | None, inference_key: str | None
+) -> tuple[str, str, Any]:
+    """A client's checked protocol, its URL (``endpoints``' servers, else ``url``, several joined
+    for scale-out as "h1:8001,h2:8001", else the protocol's default) and its inference headers."""
+    from tritonize.server import inference_headers
+
+    url = str(endpoints) if endpoints is not None else join_urls(url)
+    protocol = check_protocol(protocol)
+    return protocol, check_url(url or DEFAULT_URLS[protocol]), inference_headers(protocol, inference_key)
+
+
 def _error_text(exc: BaseException) -> tuple[str, str]:
     """(status, message) of a tritonclient or transport exception.
 
@@ -170,13 +194,8 @@ class TritonizeClient:
         endpoints: EndpointPool | None = None,
         inference_key: str | None = None,
     ) -> None:
-        from tritonize.server import inference_headers
-
-        url = str(endpoints) if endpoints is not None else join_urls(url)  # scale-out: "h1:8001,h2:8001"
-        self.protocol = check_protocol(protocol)
-        self.url = check_url(url or DEFAULT_URLS[protocol])
+        self.protocol, self.url, self._infer_headers = client_target(url, protocol, endpoints, inference_key)
         self.timeout = timeout
-        self._infer_headers = inference_headers(protocol, inference_key)
         self._max_batch: dict[str, int] = {}
         try:
             if protocol == "grpc":
@@ -272,11 +291,8 @@ class TritonizeClient:
         step = self.max_batch_size(model)
         for start in range(0, len(texts), step):
             chunk = texts[start : start + step]
-            extra = {}
-            if max_new_tokens is not None:
-                extra["max_new_tokens"] = np.full((len(chunk), 1), max_new_tokens, dtype=np.int32)
-            out = self.infer_raw(model, chunk, ["GENERATED_TEXT"], extra_inputs=extra)
-            results.extend({"generated_text": decode_text(t)} for t in out["GENERATED_TEXT"].reshape(-1))
+            out = self.infer_raw(model, chunk, ["GENERATED_TEXT"], extra_inputs=generation_inputs(len(chunk), max_new_tokens))
+            results.extend(parse_generated(out["GENERATED_TEXT"]))
         return results
 
     def close(self) -> None:

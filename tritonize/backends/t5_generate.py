@@ -45,28 +45,12 @@ from typing import Any
 import numpy as np
 
 try:
+    import tritonize_backend_t5_decoding as t5_decoding
     from tritonize_backend_common import LABELS_FILE, RequestError, error_response, model_parameters, read_labels
-    from tritonize_backend_t5_decoding import (
-        array_ops,
-        gather_all,
-        greedy_decode,
-        greedy_decode_async,
-        label_token_ids,
-        score_labels,
-        score_labels_async,
-    )
     from tritonize_backend_tokenize_step import TokenizerSettings, decode_texts, load_tokenizer, pad_batch
 except ImportError:
+    from tritonize.backends import t5_decoding
     from tritonize.backends.common import LABELS_FILE, RequestError, error_response, model_parameters, read_labels
-    from tritonize.backends.t5_decoding import (
-        array_ops,
-        gather_all,
-        greedy_decode,
-        greedy_decode_async,
-        label_token_ids,
-        score_labels,
-        score_labels_async,
-    )
     from tritonize.backends.tokenize_step import TokenizerSettings, decode_texts, load_tokenizer, pad_batch
 
 try:
@@ -193,10 +177,10 @@ class StepCaller:
             parts.append({n: self.memory.array(pb_utils.get_output_tensor_by_name(response, n)) for n in outputs})
         if len(parts) == 1:
             return parts[0]
-        return {n: array_ops(parts[0][n]).concat_rows([p[n] for p in parts]) for n in outputs}
+        return {n: t5_decoding.array_ops(parts[0][n]).concat_rows([p[n] for p in parts]) for n in outputs}
 
     async def __call__(self, inputs: dict[str, Any], outputs: list[str]) -> dict[str, Any]:
-        responses = await gather_all(*(r.async_exec() for r in self._requests(inputs, outputs)))
+        responses = await t5_decoding.gather_all(*(r.async_exec() for r in self._requests(inputs, outputs)))
         return self._outputs(responses, outputs)
 
     def blocking(self, inputs: dict[str, Any], outputs: list[str]) -> dict[str, Any]:
@@ -246,7 +230,7 @@ class TritonPythonModel:
             self.encoder, self.decoder, self.decoder_with_past = torch_steps(args, params, version_dir)
         has_labels = os.path.exists(os.path.join(args["model_repository"], LABELS_FILE))
         self.labels = read_labels(args["model_repository"]) if has_labels else []
-        self.label_ids = label_token_ids(self.tokenizer, self.labels) if self.labels else []
+        self.label_ids = t5_decoding.label_token_ids(self.tokenizer, self.labels) if self.labels else []
 
     def _parse(self, request: Any) -> tuple[list[str], list[int], set[str]]:
         text = pb_utils.get_input_tensor_by_name(request, "TEXT")
@@ -291,7 +275,7 @@ class TritonPythonModel:
             for bucket, members in groups.items()
         ]
         try:
-            await gather_all(*jobs)
+            await t5_decoding.gather_all(*jobs)
         except Exception as exc:  # noqa: BLE001 - a step failure answers every request of the call
             for i in order:
                 responses[i] = error_response(pb_utils, f"generation failed: {exc}")
@@ -315,24 +299,24 @@ class TritonPythonModel:
             jobs.append(self._generate(hidden, mask, rows, parsed, results, overlap))
         if wanted & set(SCORING_OUTPUTS):
             jobs.append(self._score(hidden, mask, rows, results, overlap))
-        await gather_all(*jobs)
+        await t5_decoding.gather_all(*jobs)
 
     async def _generate(self, hidden, mask, rows, parsed, results, overlap: bool) -> None:
         limits = [parsed[i][1][j] for i, j in rows]
         args = (hidden, mask, max(limits), self.eos_id, self.start_id, self.num_layers)
         if overlap:
-            tokens = await greedy_decode_async(self.decoder, self.decoder_with_past, *args)
+            tokens = await t5_decoding.greedy_decode_async(self.decoder, self.decoder_with_past, *args)
         else:
-            tokens = greedy_decode(self.decoder.blocking, self.decoder_with_past.blocking, *args)
+            tokens = t5_decoding.greedy_decode(self.decoder.blocking, self.decoder_with_past.blocking, *args)
         for r, seq, limit in zip(rows, tokens, limits):
             results[r]["ids"] = seq[:limit]
 
     async def _score(self, hidden, mask, rows, results, overlap: bool) -> None:
         args = (hidden, mask, self.label_ids, self.start_id, self.settings.pad_token_id)
         if overlap:
-            probs = await score_labels_async(self.decoder, *args)
+            probs = await t5_decoding.score_labels_async(self.decoder, *args)
         else:
-            probs = score_labels(self.decoder.blocking, *args)
+            probs = t5_decoding.score_labels(self.decoder.blocking, *args)
         for r, p in zip(rows, probs):
             results[r]["probs"] = p
 

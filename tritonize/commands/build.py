@@ -6,12 +6,13 @@ import argparse
 import json
 from pathlib import Path
 
+from tritonize.commands._args import add_command
 from tritonize.demo import SIZES
 from tritonize.spec import Target, load_spec
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("build", help="build a Triton model repository from the model spec")
+    p = add_command(subparsers, "build", run, help="build a Triton model repository from the model spec")
     p.add_argument("--spec", type=Path, default=None, help="spec TOML (default: the one shipped, tritonize/models.toml)")
     p.add_argument("--demo", choices=SIZES, default=None, help="build local demo checkpoints instead of the hub ones")
     p.add_argument("--target", choices=[t.value for t in Target], default="embedded", help="where the model step runs")
@@ -29,7 +30,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--train-data", type=Path, help="with --demo: fine-tune the demo checkpoints on this text;label or TSV file"
     )
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

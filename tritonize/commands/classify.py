@@ -3,35 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from tritonize.commands._args import add_inference_key_argument, positive_float, positive_int
-from tritonize.urls import PROTOCOLS, Protocol, default_url
+from tritonize.commands._args import add_texts_command, positive_int, print_answer
+from tritonize.urls import default_url
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("classify", help="classify texts with a running server; prints JSON")
-    p.add_argument("texts", nargs="+")
-    p.add_argument("--model", default="distilbert_emotion")
-    p.add_argument("--protocol", choices=PROTOCOLS, default=Protocol.GRPC.value)
-    p.add_argument("--url", default=None, help=f"host:port (default {default_url('grpc')} gRPC, {default_url('http')} HTTP)")
-    p.add_argument("--top-k", type=positive_int, default=1, help="classes per text (>= 1)")
-    p.add_argument("--timeout", type=positive_float, default=30.0, help="seconds per request")
-    add_inference_key_argument(p)
-    p.set_defaults(func=run)
+    add_texts_command(
+        subparsers,
+        "classify",
+        run,
+        help="classify texts with a running server; prints JSON",
+        model="distilbert_emotion",
+        url_help=f"host:port (default {default_url('grpc')} gRPC, {default_url('http')} HTTP)",
+        option=("--top-k", {"type": positive_int, "default": 1, "help": "classes per text (>= 1)"}),
+        timeout=30.0,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from tritonize.client import classify
 
-    result = classify(
-        args.texts,
-        model=args.model,
-        url=args.url,
-        protocol=args.protocol,
-        top_k=args.top_k,
-        timeout=args.timeout,
-        inference_key=args.inference_key,
-    )
-    print(json.dumps(result, indent=2))
-    return 0
+    return print_answer(classify, args, top_k=args.top_k)

@@ -11,16 +11,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tritonize.commands._args import add_command
 from tritonize.demo import SIZES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("demo", help="build the demo repository, start the embedded server, send requests, stop")
+    p = add_command(subparsers, "demo", run, help="build the demo repository, start the embedded server, send requests, stop")
     p.add_argument("--size", choices=SIZES, default=SIZES[0], help="demo checkpoint size")
     p.add_argument("--repository", type=Path, default=Path("model_repository"))
     p.add_argument("--skip-build", action="store_true", help="reuse an existing repository")
     p.add_argument("--model", action="append", default=None, help="deployments to build (default: all in the spec)")
-    p.set_defaults(func=run)
 
 
 def _free_or_default(default: int) -> int:

@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from tritonize.commands._args import add_command
 from tritonize.spec import Target, load_spec
 
 _TARGETS = ("gpu", "cpu")
@@ -21,28 +22,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("deploy", help="generate docker compose / Kubernetes files from the spec and the pinned release")
     verbs = p.add_subparsers(dest="deploy_command", required=True, metavar="WHAT")
 
-    compose = verbs.add_parser("compose", help="write docker-compose.yml (gpu) or docker-compose.cpu.yml (cpu)")
+    compose = add_command(verbs, "compose", run_compose, help="write docker-compose.yml (gpu) or docker-compose.cpu.yml (cpu)")
     compose.add_argument("--spec", type=Path, default=None, help="spec TOML (default: the one shipped)")
     compose.add_argument("--target", choices=_TARGETS, default="gpu")
     compose.add_argument("--out", default=None, help="file to write, '-' for stdout (default: docker-compose[.cpu].yml)")
-    compose.set_defaults(func=run_compose)
 
-    kube = verbs.add_parser("kubernetes", help="write Kubernetes manifests (one file per resource) into --out")
+    kube = add_command(verbs, "kubernetes", run_kubernetes, help="write Kubernetes manifests (one file per resource) into --out")
     kube.add_argument("--spec", type=Path, default=None, help="spec TOML (default: the one shipped)")
     kube.add_argument("--target", choices=_TARGETS, default="gpu")
     kube.add_argument("--replicas", type=int, default=None, help="Triton servers (default: the spec's [server] replicas)")
     kube.add_argument("--registry", default="", help="registry prefix of the images the cluster pulls, e.g. ghcr.io/me")
     kube.add_argument("--out", type=Path, required=True, help="directory for the manifests")
-    kube.set_defaults(func=run_kubernetes)
 
-    watch = verbs.add_parser(
-        "monitoring", help="write the compose profile 'monitoring' files: Prometheus config and rules, Grafana dashboard"
+    watch = add_command(
+        verbs, "monitoring", run_monitoring, help="write the compose profile 'monitoring' files: Prometheus config and rules, Grafana dashboard"
     )
     watch.add_argument("--spec", type=Path, default=None, help="spec TOML (default: the one shipped)")
     watch.add_argument("--out", type=Path, default=None, help="directory (default: deploy/monitoring, what compose mounts)")
-    watch.set_defaults(func=run_monitoring)
 
-    release = verbs.add_parser("release", help="print the pinned NGC release; check this image against it")
+    release = add_command(verbs, "release", run_release, help="print the pinned NGC release; check this image against it")
     release.add_argument(
         "--check-tensorrt",
         action="store_true",
@@ -52,7 +50,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     release.add_argument(
         "--update", type=Path, metavar="FILE", action="append", help="rewrite the generated tables between their markers in FILE"
     )
-    release.set_defaults(func=run_release)
 
 
 def run_compose(args: argparse.Namespace) -> int:

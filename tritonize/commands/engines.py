@@ -5,16 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tritonize.commands._args import add_command
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("engines", help="inspect the TensorRT engines of a gpu repository")
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
-    check = verbs.add_parser("check", help="will each engine load here? (TensorRT version, GPU architecture, ONNX)")
+    check = add_command(verbs, "check", run_check, help="will each engine load here? (TensorRT version, GPU architecture, ONNX)")
     check.add_argument("--repository", type=Path, default=Path("model_repository"))
     check.add_argument("--tensorrt-version", default=None, help="check against this TensorRT instead of the local one")
     check.add_argument("--compute-capability", default=None, metavar="MAJOR.MINOR", type=_compute_capability,
                        help="check against this GPU architecture instead of the local GPU (e.g. 9.0)")
-    check.set_defaults(func=run_check)
 
 
 def _compute_capability(value: str) -> tuple[int, int]:

@@ -3,37 +3,27 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from tritonize.commands._args import add_inference_key_argument, positive_float, positive_int
-from tritonize.urls import PROTOCOLS, Protocol
+from tritonize.commands._args import add_texts_command, positive_int, print_answer
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("generate", help="run a text2text deployment with a running server; prints JSON")
-    p.add_argument("texts", nargs="+")
-    p.add_argument("--model", default="t5_small_emotion")
-    p.add_argument("--protocol", choices=PROTOCOLS, default=Protocol.GRPC.value)
-    p.add_argument("--url", default=None)
-    p.add_argument(
-        "--max-new-tokens", type=positive_int, default=None, help="default: the spec's max_new_tokens; the server caps it"
+    add_texts_command(
+        subparsers,
+        "generate",
+        run,
+        help="run a text2text deployment with a running server; prints JSON",
+        model="t5_small_emotion",
+        url_help=None,
+        option=(
+            "--max-new-tokens",
+            {"type": positive_int, "default": None, "help": "default: the spec's max_new_tokens; the server caps it"},
+        ),
+        timeout=60.0,
     )
-    p.add_argument("--timeout", type=positive_float, default=60.0, help="seconds per request")
-    add_inference_key_argument(p)
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from tritonize.client import generate
 
-    result = generate(
-        args.texts,
-        model=args.model,
-        url=args.url,
-        protocol=args.protocol,
-        max_new_tokens=args.max_new_tokens,
-        timeout=args.timeout,
-        inference_key=args.inference_key,
-    )
-    print(json.dumps(result, indent=2))
-    return 0
+    return print_answer(generate, args, max_new_tokens=args.max_new_tokens)

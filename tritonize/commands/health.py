@@ -10,19 +10,18 @@ import argparse
 import json
 from pathlib import Path
 
-from tritonize.commands._args import add_inference_key_argument
+from tritonize.commands._args import add_command, add_inference_key_argument
 from tritonize.urls import default_url
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("health", help="probe each deployment with a real inference; show the watchdog's status")
+    p = add_command(subparsers, "health", run, help="probe each deployment with a real inference; show the watchdog's status")
     p.add_argument("--url", default=default_url("http"), help="HTTP host:port of the server")
     p.add_argument("--model", action="append", default=None, help="deployment to probe (default: all the server watches)")
     p.add_argument("--repository", type=Path, help="take the deployments from this repository's build report")
     p.add_argument("--status-file", type=Path, help="status written by `tritonize serve` (default: by the URL's port)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds one probe may take")
     add_inference_key_argument(p)
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,4 +1,9 @@
-"""``tritonize loadtest``: a headless Locust run plus Triton's server-side counters, summarised."""
+"""``tritonize loadtest``: a headless Locust run plus Triton's server-side counters, summarised.
+
+Runs Locust headless on tritonize's locustfile as a subprocess, snapshots Triton's
+statistics and metrics before and after, and writes summary.json, summary.md, Locust's
+CSV/HTML reports and a throughput/latency plot into --out.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from tritonize.commands._args import add_inference_key_argument, non_negative_int, positive_float, positive_int, ratio
-from tritonize.urls import PROTOCOLS, Protocol, default_url
+from tritonize.commands._args import (
+    add_command,
+    add_inference_key_argument,
+    add_protocol_argument,
+    dataclass_from_args,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    ratio,
+)
+from tritonize.urls import default_url
 
 
 def duration(text: str) -> float:
@@ -21,17 +35,11 @@ def duration(text: str) -> float:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "loadtest",
-        help="load-test a served model with Locust (headless) and summarise client and server side",
-        description=(
-            "Runs Locust headless on tritonize's locustfile as a subprocess, snapshots Triton's "
-            "statistics and metrics before and after, and writes summary.json, summary.md, Locust's "
-            "CSV/HTML reports and a throughput/latency plot into --out."
-        ),
+    parser = add_command(
+        subparsers, "loadtest", run, help="load-test a served model with Locust (headless) and summarise client and server side", doc=__doc__
     )
     parser.add_argument("--model", default="distilbert_emotion", help="deployment (ensemble) name")
-    parser.add_argument("--protocol", choices=PROTOCOLS, default=Protocol.GRPC.value)
+    add_protocol_argument(parser)
     parser.add_argument("--users", type=positive_int, default=8, help="concurrent Locust users (closed loop)")
     parser.add_argument("--spawn-rate", type=positive_float, default=8.0, help="users started per second")
     parser.add_argument("--run-time", default="20s", help="Locust duration, e.g. 20s, 1m30s")
@@ -81,7 +89,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--max-thread-growth", type=non_negative_int, help="soak: threads (default 0 with --shape soak, off otherwise)"
     )
     parser.add_argument("--sample-interval", type=positive_float, default=1.0, help="memory sampling period, s")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,26 +101,13 @@ def run(args: argparse.Namespace) -> int:
             "--url takes one server; to load several, run `locust -f loadtest/locustfile.py "
             "--triton-urls H1:P,H2:P` (see README, Scale out)"
         )
-    extra = {"locustfile": args.locustfile} if args.locustfile else {}
-    config = LoadtestConfig(
-        out=args.out,
-        model=args.model,
-        protocol=args.protocol,
-        users=args.users,
-        workers=args.workers,
-        spawn_rate=args.spawn_rate,
-        run_time=args.run_time,
-        texts_per_request=args.texts_per_request,
-        corpus=args.corpus,
-        url=args.url,
-        metrics_url=args.metrics_url,
+    config = dataclass_from_args(
+        LoadtestConfig,
+        args,
         request_timeout=args.timeout,
-        admin_key=args.admin_key,
-        inference_key=args.inference_key,
         soak=_plan(args),
         gates=_gates(args),
         sample_interval_s=args.sample_interval,
-        **extra,
     )
     summary = run_with_server(config, args.repository) if args.start_server else run_loadtest(config)
     print((args.out / "summary.md").read_text(encoding="utf-8"))

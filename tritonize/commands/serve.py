@@ -14,6 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
+from tritonize.commands._args import add_command, dataclass_from_args
 from tritonize.server import (
     ADMIN_HEADER,
     DEFAULT_EXIT_TIMEOUT_S,
@@ -85,38 +86,33 @@ def _tls_from_args(args: argparse.Namespace) -> GrpcTls | None:
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
-    """Raises ServerError when --open-inference and --inference-key are both given."""
+    """The server the options describe (admin and inference keys: random unless given).
+
+    Raises ServerError when --open-inference and --inference-key are both given.
+    """
     from tritonize.errors import ServerError
 
     if args.open_inference and args.inference_key:
         raise ServerError("--open-inference and --inference-key contradict each other: give one")
-    extra: dict[str, object] = {"admin_key": args.admin_key} if args.admin_key else {}
-    if args.inference_key:
-        extra.update(inference_key=args.inference_key, restrict_inference=True)
-    elif args.open_inference:
-        extra["restrict_inference"] = False
-    return ServerConfig(
-        repository=args.repository,
-        host=args.host,
-        http_port=args.http_port,
-        grpc_port=args.grpc_port,
-        metrics_port=args.metrics_port,
+    # a key restricts inference; --open-inference opens it on any host; neither: ServerConfig decides by host
+    restrict_inference = True if args.inference_key else False if args.open_inference else None
+    return dataclass_from_args(
+        ServerConfig,
+        args,
         restrict_admin_apis=not args.open_admin_apis,
-        expose_statistics=args.expose_statistics,
+        restrict_inference=restrict_inference,
         grpc_tls=_tls_from_args(args),
         exit_timeout_s=args.exit_timeout_secs,
-        **extra,
     )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("serve", help="run the embedded Triton server (pytriton's tritonserver) under a watchdog")
+    p = add_command(subparsers, "serve", run, help="run the embedded Triton server (pytriton's tritonserver) under a watchdog")
     add_server_arguments(p)
     w = p.add_argument_group("watchdog")
     w.add_argument("--watchdog-interval", type=float, default=5.0, help="seconds between probe rounds; 0 turns it off")
     w.add_argument("--probe-timeout", type=float, default=10.0, help="seconds one probe inference may take")
     w.add_argument("--status-file", type=Path, help="JSON status for `tritonize health` (default: in the cache, by HTTP port)")
-    p.set_defaults(func=run)
 
 
 def _deployments(repository: Path) -> list[str]:

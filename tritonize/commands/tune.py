@@ -1,25 +1,23 @@
-"""``tritonize tune``: NVIDIA Model Analyzer searches a deployment's batching and instances; the spec keeps the answer."""
+"""``tritonize tune``: NVIDIA Model Analyzer searches a deployment's batching and instances; the spec keeps the answer.
+
+Runs Model Analyzer's `profile` on a built repository: the search space (instances, max_batch_size
+within the engine profile, preferred batch sizes, queue delays; the Python steps' on the embedded
+target) is generated from the spec as Model Analyzer YAML. Keeps Model Analyzer's reports under
+--out, writes summary.json / summary.md (configurations tried, throughput and p99 of each, the one
+chosen under the latency budget) and with --write-spec edits the chosen keys in the spec.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from tritonize.commands._args import positive_float, positive_int
-from tritonize.urls import PROTOCOLS, Protocol
+from tritonize.commands._args import add_command, add_protocol_argument, positive_float, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "tune",
-        help="search instance counts, batch sizes and queue delays with NVIDIA Model Analyzer",
-        description=(
-            "Runs Model Analyzer's `profile` on a built repository: the search space (instances, max_batch_size "
-            "within the engine profile, preferred batch sizes, queue delays; the Python steps' on the embedded "
-            "target) is generated from the spec as Model Analyzer YAML. Keeps Model Analyzer's reports under "
-            "--out, writes summary.json / summary.md (configurations tried, throughput and p99 of each, the one "
-            "chosen under the latency budget) and with --write-spec edits the chosen keys in the spec."
-        ),
+    p = add_command(
+        subparsers, "tune", run, help="search instance counts, batch sizes and queue delays with NVIDIA Model Analyzer", doc=__doc__
     )
     p.add_argument("--model", required=True, help="deployment to tune (a text-classification [[model]] of the spec)")
     p.add_argument("--repository", type=Path, default=Path("model_repository"), help="built repository (never modified)")
@@ -38,12 +36,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--measurement-ms", type=positive_int, default=3000, help="perf_analyzer time window (default 3000)")
     s.add_argument("--top-configs", type=positive_int, default=3, help="best configurations whose concurrency is swept (default 3)")
     s.add_argument("--no-concurrency-sweep", action="store_true", help="measure each configuration at its search concurrency only")
-    s.add_argument("--protocol", choices=PROTOCOLS, default=Protocol.GRPC.value)
+    add_protocol_argument(s)
     r = p.add_argument_group("remote launch (a running tritonserver in explicit model-control mode)")
     r.add_argument("--remote-http", help="host:port; with --remote-grpc and --remote-metrics: launch mode remote")
     r.add_argument("--remote-grpc", help="host:port")
     r.add_argument("--remote-metrics", help="metrics URL, e.g. http://host:8002/metrics")
-    p.set_defaults(func=run)
 
 
 def _remote(args: argparse.Namespace):

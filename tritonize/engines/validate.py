@@ -27,7 +27,7 @@ out (label scoring sends rows x labels to the decoder) rely on the profiled step
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,21 +65,19 @@ class Gate:
             tie_margin=model.gate.tie_margin,
         )
 
-    def check(self, diff: float, agreement: float, prob_diff: float, what: str, failures: list[str]) -> None:
+    def check(self, name: str, diff: float, agreement: float, prob_diff: float, what: str, failures: list[str]) -> None:
+        """Add the gate's own failures to ``failures``; raise ValidationError for ``name`` when any."""
         if self.tolerance is not None and diff > self.tolerance:
             failures.append(f"max |{what} - FP32| = {diff:.3g} > tolerance {self.tolerance:g}")
         if agreement < self.min_agreement:
             failures.append(f"agreement with FP32 {agreement:.4f} < min_agreement {self.min_agreement:g}")
         if self.max_prob_diff is not None and prob_diff > self.max_prob_diff:
             failures.append(f"max |probability - FP32| = {prob_diff:.3g} > max_prob_diff {self.max_prob_diff:g}")
+        if failures:
+            raise ValidationError(name, failures)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "min_agreement": self.min_agreement,
-            "tolerance": self.tolerance,
-            "max_prob_diff": self.max_prob_diff,
-            "tie_margin": self.tie_margin,
-        }
+        return asdict(self)
 
 
 def top1_changes(expected_probs: np.ndarray, actual_probs: np.ndarray, tie_margin: float) -> tuple[int, int]:
@@ -147,9 +145,7 @@ def validate_classifier_step(
             disagree += expected.shape[0]
         rows += expected.shape[0]
     agreement = (rows - disagree) / rows if rows else 0.0
-    gate.check(max_diff, agreement, max_prob_diff, "logits", failures)
-    if failures:
-        raise ValidationError(name, failures)
+    gate.check(name, max_diff, agreement, max_prob_diff, "logits", failures)
     return {
         "max_abs_diff": max_diff,
         "top1_agreement": agreement,
@@ -218,9 +214,7 @@ def validate_t5_steps(
             got = t5_decoding.score_labels(candidate["decoder"], hidden, *args)
             prob_diff = max(prob_diff, _max_diff(f"batch {i} label probabilities", want, got, failures))
     agreement = same_tokens / tokens_total if tokens_total else 0.0
-    gate.check(hidden_diff, agreement, prob_diff, "encoder output", failures)
-    if failures:
-        raise ValidationError(name, failures)
+    gate.check(name, hidden_diff, agreement, prob_diff, "encoder output", failures)
     return {
         "encoder_max_abs_diff": hidden_diff,
         "token_agreement": agreement,
