@@ -33,12 +33,12 @@ from typing import Any, Union
 
 from tritonize import __version__
 from tritonize.errors import RepositoryError
-from tritonize.repository.layout import REPORT_FILE
 from tritonize.spec import Precision, Target, Task
 
 # 1: the untyped report (no ``report_version`` key, free-text engine statuses, T5 ids absent).
 # 2: this module: ``report_version``, engine statuses as EngineStatus values, ``decoding`` ids as ints.
 REPORT_VERSION = 2
+REPORT_FILE = "build_report.json"  # at the repository root
 
 JsonObject = dict[str, Any]  # a JSON object whose format another module owns
 
