@@ -12,7 +12,7 @@ the three cannot disagree. A report of another ``report_version`` or one that do
 the dataclasses is refused with :class:`ReportError`, which names the file and the field.
 
 Conventions: a field with a default ``None`` is optional and left out of the JSON when unset;
-a field without a default is required. Objects that other modules own and version themselves
+every other field is always written, and required when read. Objects that other modules own and version themselves
 (an engine's precision plan, its ``build_info.json``, TensorRT's builder settings, a torch
 step's precision plans) are carried as plain JSON objects (:data:`JsonObject`).
 """
@@ -24,6 +24,7 @@ import datetime as _dt
 import enum
 import json
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -59,6 +60,11 @@ class EngineStatus(str, enum.Enum):
 # -- the records -------------------------------------------------------------------------------
 
 
+def doc(text: str, default: Any = dataclasses.MISSING) -> Any:
+    """A field with its description: the JSON Schema carries it to the report's readers."""
+    return dataclasses.field(default=default, metadata={"doc": text})
+
+
 class _Record:
     """``to_dict`` / ``from_dict`` for the dataclasses of the report, from their type hints."""
 
@@ -75,69 +81,71 @@ class _Record:
 class DemoCheckpoint(_Record):
     """The local demo checkpoint built instead of the hub one (``tritonize build --demo``)."""
 
-    size: str
-    architecture: str
-    path: str
-    train_data: str | None = None  # the text;label file it was fine-tuned on, if any
+    size: str = doc("the demo size (`--demo`)")
+    architecture: str = doc("the spec's `demo` architecture")
+    path: str = doc("where the demo checkpoint was written")
+    train_data: str | None = doc("the text;label file it was fine-tuned on, if any", None)
 
 
 @dataclass(frozen=True, kw_only=True)
 class GraphDiff(_Record):
-    max_abs_diff: float
+    """One graph's largest difference from PyTorch."""
+
+    max_abs_diff: float = doc("max |ONNX - PyTorch| over every output and text")
 
 
 @dataclass(frozen=True, kw_only=True)
 class Validation(_Record):
     """The exported FP32 ONNX against PyTorch on the validation texts."""
 
-    max_abs_diff: float
-    num_texts: int
-    num_batches: int
-    tolerance: float
-    graph: str | None = None  # text classification: the one graph file
-    graphs: dict[str, GraphDiff] | None = None  # text2text: per graph file
-    decoder_steps: int | None = None  # text2text: decoding steps compared
+    max_abs_diff: float = doc("max |ONNX - PyTorch| over every output and text (the largest of the graphs)")
+    num_texts: int = doc("validation texts compared")
+    num_batches: int = doc("batches they were sent in (several batch sizes and lengths)")
+    tolerance: float = doc("the spec's tolerance the difference had to stay within")
+    graph: str | None = doc("text classification: the one graph file", None)
+    graphs: dict[str, GraphDiff] | None = doc("text2text: per graph file", None)
+    decoder_steps: int | None = doc("text2text: decoding steps compared", None)
 
 
 @dataclass(frozen=True, kw_only=True)
 class GateThresholds(_Record):
     """The spec's accuracy gate as applied (``tolerance``: of the loosest precision compiled)."""
 
-    min_agreement: float
-    tie_margin: float
-    tolerance: float | None = None
-    max_prob_diff: float | None = None
+    min_agreement: float = doc("least top-1 (classifier) or token (text2text) agreement with FP32")
+    tie_margin: float = doc("a changed top-1 whose FP32 probability is this close to FP32's best counts as a tie")
+    tolerance: float | None = doc("largest output difference allowed; absent when only agreement is gated", None)
+    max_prob_diff: float | None = doc("largest probability difference allowed, if any", None)
 
 
 @dataclass(frozen=True, kw_only=True)
 class ClassifierGate(_Record):
     """The compiled model step (engine, INT8 graph or PyTorch) against the FP32 ONNX: logits."""
 
-    max_abs_diff: float
-    top1_agreement: float  # ties within gate.tie_margin count as agreeing
-    top1_strict_agreement: float
-    top1_ties: int
-    max_prob_diff: float
-    num_texts: int
-    num_batches: int
-    gate: GateThresholds
-    rehearsed: bool = False  # ONNX Runtime stood in for the engines (``--rehearse``)
-    note: str | None = None
+    max_abs_diff: float = doc("max |compiled - FP32| of the logits")
+    top1_agreement: float = doc("share of texts with FP32's top-1 label; ties within gate.tie_margin count as agreeing")
+    top1_strict_agreement: float = doc("the same, ties counted as disagreeing")
+    top1_ties: int = doc("changed top-1 labels excused as ties")
+    max_prob_diff: float = doc("max |compiled - FP32| of the label probabilities")
+    num_texts: int = doc("texts gated")
+    num_batches: int = doc("batches they were sent in")
+    gate: GateThresholds = doc("the thresholds applied")
+    rehearsed: bool = doc("ONNX Runtime stood in for the engines (``--rehearse``)", False)
+    note: str | None = doc("what a rehearsed gate is and is not", None)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Text2TextGate(_Record):
     """The compiled T5 steps against the FP32 ONNX graphs, through the greedy decoding loop."""
 
-    encoder_max_abs_diff: float
-    token_agreement: float
-    sequence_agreement: float
-    label_prob_max_diff: float
-    num_texts: int
-    max_new_tokens: int
-    gate: GateThresholds
-    rehearsed: bool = False
-    note: str | None = None
+    encoder_max_abs_diff: float = doc("max |compiled - FP32| of the encoder states at attended positions")
+    token_agreement: float = doc("share of generated tokens equal to FP32's")
+    sequence_agreement: float = doc("share of texts whose whole generated sequence equals FP32's")
+    label_prob_max_diff: float = doc("max |compiled - FP32| of the label scores' probabilities")
+    num_texts: int = doc("texts gated")
+    max_new_tokens: int = doc("tokens generated per text")
+    gate: GateThresholds = doc("the thresholds applied")
+    rehearsed: bool = doc("ONNX Runtime stood in for the engines (``--rehearse``)", False)
+    note: str | None = doc("what a rehearsed gate is and is not", None)
 
 
 AccuracyGate = ClassifierGate | Text2TextGate  # a runtime value: _load and json_schema read it
@@ -147,33 +155,33 @@ AccuracyGate = ClassifierGate | Text2TextGate  # a runtime value: _load and json
 class GraphEntry(_Record):
     """The precision graph an engine was (or will be) built from."""
 
-    file: str
-    precision: Precision
-    fp32_nodes: int  # nodes kept in FP32 by the plan
+    file: str = doc("its file name in the step's version directory")
+    precision: Precision = doc("the graph's (and engine's) precision")
+    fp32_nodes: int = doc("nodes kept in FP32 by the plan")
 
 
 @dataclass(frozen=True, kw_only=True)
 class EngineEntry(_Record):
     """One engine step of the gpu target."""
 
-    engine: EngineStatus
-    plan: JsonObject  # tritonize.engines.plan.EnginePlan.to_dict()
-    graph: GraphEntry
-    build_info: JsonObject | None = None  # EngineStatus.BUILT: tritonize.engines.build_info.BuildInfo.to_dict()
-    settings: JsonObject | None = None  # EngineStatus.BUILT: TensorRT builder settings used
-    cache_key: str | None = None  # EngineStatus.REUSED: the key the reused engine matched
+    engine: EngineStatus = doc("what happened to this engine in this build")
+    plan: JsonObject = doc("the engine plan: step, precision, profiles, workspace (tritonize.engines.plan.EnginePlan)")
+    graph: GraphEntry = doc("the precision graph the engine is built from")
+    build_info: JsonObject | None = doc("engine built: its build_info.json (tritonize.engines.build_info.BuildInfo)", None)
+    settings: JsonObject | None = doc("engine built: the TensorRT builder settings used", None)
+    cache_key: str | None = doc("engine reused: the cache key the live repository's engine matched", None)
 
 
 @dataclass(frozen=True, kw_only=True)
 class TorchRuntime(_Record):
     """An embedded torch runtime serving the deployment in PyTorch instead of ONNX/engines."""
 
-    runtime: str
-    device: str
-    model_class: str
-    cuda_graphs: bool
-    plans: dict[str, JsonObject]  # by component: tritonize.engines.precision.PrecisionPlan.to_dict()
-    files: tuple[str, ...]
+    runtime: str = doc("the spec's embedded_runtime, e.g. torch-cpu or torch-cuda")
+    device: str = doc("the torch device it runs on")
+    model_class: str = doc("the transformers class that loads the checkpoint")
+    cuda_graphs: bool = doc("whether it replays CUDA graphs")
+    plans: dict[str, JsonObject] = doc("by component: its precision plan (tritonize.engines.precision.PrecisionPlan)")
+    files: tuple[str, ...] = doc("the files of the torch step's version directory")
 
     def precisions(self) -> set[str]:
         """The precisions its plans run in (one, when every component runs alike)."""
@@ -185,10 +193,10 @@ class T5Decoding(_Record):
     """The token ids and layer count the T5 decoding loop needs. Triton config parameters are
     strings (:meth:`parameters`); the report and the accuracy gate keep them as ints."""
 
-    pad_token_id: int
-    eos_token_id: int
-    decoder_start_token_id: int
-    num_decoder_layers: int
+    pad_token_id: int = doc("the tokenizer's padding id")
+    eos_token_id: int = doc("generation stops at this id")
+    decoder_start_token_id: int = doc("the first decoder input")
+    num_decoder_layers: int = doc("decoder layers, i.e. past key/value pairs per step")
 
     def ids(self) -> dict[str, int]:
         return dataclasses.asdict(self)
@@ -202,33 +210,33 @@ class T5Decoding(_Record):
 class DeploymentEntry(_Record):
     """One deployment: what it was built from, the Triton models it wrote and how it validated."""
 
-    task: Task
-    seed_checkpoint: str  # the checkpoint the spec names
-    checkpoint: str  # the checkpoint actually built (a demo path with --demo)
-    labels: tuple[str, ...]
-    validation: Validation
-    models: tuple[str, ...]  # Triton model directories it owns (removed before it is rebuilt)
-    configs: tuple[str, ...]  # their config.pbtxt, relative to the repository
-    demo: DemoCheckpoint | None = None
-    decoding: T5Decoding | None = None  # text2text only
-    runtime: TorchRuntime | None = None  # embedded torch runtime only
-    engines: dict[str, EngineEntry] | None = None  # gpu target: by step (Triton model) name
-    accuracy_gate: AccuracyGate | None = None  # when a compiled step (engine, INT8, PyTorch) was gated
+    task: Task = doc("the Hugging Face pipeline task")
+    seed_checkpoint: str = doc("the checkpoint the spec names")
+    checkpoint: str = doc("the checkpoint actually built (a demo path with --demo)")
+    labels: tuple[str, ...] = doc("the labels, in the order of the model's outputs")
+    validation: Validation = doc("the exported FP32 ONNX against PyTorch")
+    models: tuple[str, ...] = doc("Triton model directories it owns (removed before it is rebuilt)")
+    configs: tuple[str, ...] = doc("their config.pbtxt, relative to the repository")
+    demo: DemoCheckpoint | None = doc("with --demo: the demo checkpoint built", None)
+    decoding: T5Decoding | None = doc("text2text: the decoding ids (Triton's config carries them as strings)", None)
+    runtime: TorchRuntime | None = doc("embedded torch runtime only", None)
+    engines: dict[str, EngineEntry] | None = doc("gpu target: by step (Triton model) name", None)
+    accuracy_gate: AccuracyGate | None = doc("when a compiled step (engine, INT8, PyTorch) was gated", None)
 
 
 @dataclass(frozen=True, kw_only=True)
 class BuildReport(_Record):
     """``build_report.json``: the build's settings and one :class:`DeploymentEntry` per deployment."""
 
-    report_version: int = REPORT_VERSION
-    tritonize_version: str = __version__
-    created: str  # ISO 8601, UTC, seconds
-    spec: str  # the spec file built from
-    target: Target
-    dynamic_batching: bool
-    demo: str | None = None  # the demo size with --demo
-    rehearsal: str | None = None  # --rehearse: what the rehearsed gate is and is not
-    models: dict[str, DeploymentEntry]
+    report_version: int = doc("the format's version: a reader refuses any other", REPORT_VERSION)
+    tritonize_version: str = doc("the tritonize that built the repository", __version__)
+    created: str = doc("when, ISO 8601 in UTC, to the second")
+    spec: str = doc("the spec file built from")
+    target: Target = doc("where the model steps run: one target per repository")
+    dynamic_batching: bool = doc("whether Triton's dynamic batcher is on")
+    demo: str | None = doc("the demo size with --demo", None)
+    rehearsal: str | None = doc("--rehearse: what the rehearsed gate is and is not", None)
+    models: dict[str, DeploymentEntry] = doc("by deployment (entry model) name, in build order")
 
     @staticmethod
     def now() -> str:
@@ -415,7 +423,9 @@ def _load_record(data: Any, tp: type, where: str) -> Any:
 
 
 def _required(f: dataclasses.Field) -> bool:
-    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    """In the JSON: every field but those defaulting to None (a default like ``False`` or the
+    report version only spares the caller; the value is always written)."""
+    return f.default is not None
 
 
 def _load_scalar(data: Any, tp: Any, where: str) -> Any:
@@ -448,8 +458,8 @@ def _schema(tp: Any, defs: dict[str, Any]) -> dict[str, Any]:
             fields = dataclasses.fields(tp)
             entry: dict[str, Any] = {"type": "object"}
             if tp.__doc__:
-                entry["description"] = " ".join(tp.__doc__.split())
-            entry["properties"] = {f.name: _schema(hints[f.name], defs) for f in fields}
+                entry["description"] = _plain(tp.__doc__)
+            entry["properties"] = {f.name: _described(_schema(hints[f.name], defs), f) for f in fields}
             entry["required"] = [f.name for f in fields if _required(f)]
             entry["additionalProperties"] = False
             defs[name] = entry
@@ -466,12 +476,24 @@ def _schema(tp: Any, defs: dict[str, Any]) -> dict[str, Any]:
     return {"type": simple[tp]}
 
 
+def _plain(text: str) -> str:
+    """A docstring as one line of plain text (no reStructuredText roles or literals)."""
+    text = re.sub(r":\w+:`~?([^`]+)`", r"\1", text)
+    return " ".join(text.replace("``", "`").split())
+
+
+def _described(schema: dict[str, Any], f: dataclasses.Field) -> dict[str, Any]:
+    text = f.metadata.get("doc")
+    return {"description": _plain(text), **schema} if text else schema
+
+
 def json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of ``build_report.json``, from the dataclasses above."""
     defs: dict[str, Any] = {}
     _schema(BuildReport, defs)
     root = dict(defs.pop(BuildReport.__name__))
-    root["properties"] = {**root["properties"], "report_version": {"const": REPORT_VERSION}}
+    version = root["properties"]["report_version"]
+    root["properties"] = {**root["properties"], "report_version": {"description": version["description"], "const": REPORT_VERSION}}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "tritonize build report (build_report.json)",
