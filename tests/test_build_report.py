@@ -78,7 +78,9 @@ def test_schema_file_is_the_one_generated_from_the_dataclasses():
 def test_round_trip_keeps_every_field():
     report = _full_report()
     assert BuildReport.from_dict(report.to_dict()) == report
-    assert BuildReport.from_json_dict(json.loads(report.to_json()), "x") == report
+    assert BuildReport.from_dict(json.loads(report.to_json())) == report
+    with pytest.raises(ReportError, match="upgrade tritonize"):
+        BuildReport.from_dict({**report.to_dict(), "report_version": REPORT_VERSION + 1})
     jsonschema.validate(report.to_dict(), json_schema())
 
 

@@ -30,7 +30,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Self, Union
 
 from tritonize import __version__
 from tritonize.errors import RepositoryError
@@ -72,7 +72,7 @@ class _Record:
         return _dump(self, type(self))
 
     @classmethod
-    def from_dict(cls, data: Any, where: str = "") -> Any:
+    def from_dict(cls, data: Any, where: str = "") -> Self:
         """Raises ReportError naming the field (``where`` prefixes its path) that does not fit."""
         return _load(data, cls, where or cls.__name__)
 
@@ -257,30 +257,30 @@ class BuildReport(_Record):
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
     @classmethod
-    def from_json_dict(cls, data: Any, source: str) -> BuildReport:
+    def from_dict(cls, data: Any, where: str = "build report") -> Self:
         """Check ``report_version`` first (a clear message for older and newer reports), then the rest.
 
-        Raises ReportError naming ``source``.
+        Raises ReportError naming ``where`` (the file, when read from one).
         """
         if not isinstance(data, dict):
-            raise ReportError(f"{source}: not a build report (a JSON {type(data).__name__}, not an object)")
+            raise ReportError(f"{where}: not a build report (a JSON {type(data).__name__}, not an object)")
         version = data.get("report_version")
         if version is None:
             raise ReportError(
-                f"{source}: a build report without report_version (written by tritonize before report_version "
+                f"{where}: a build report without report_version (written by tritonize before report_version "
                 f"{REPORT_VERSION}); rebuild the repository with `tritonize build`"
             )
         if not isinstance(version, int) or isinstance(version, bool) or version != REPORT_VERSION:
             newer = isinstance(version, int) and version > REPORT_VERSION
             hint = "upgrade tritonize to read it" if newer else "rebuild the repository with `tritonize build`"
             raise ReportError(
-                f"{source}: build report version {version!r}, this tritonize {__version__} reads version "
+                f"{where}: build report version {version!r}, this tritonize {__version__} reads version "
                 f"{REPORT_VERSION}: {hint}"
             )
         try:
             return _load(data, cls, "")
         except ReportError as exc:
-            raise ReportError(f"{source}: malformed build report: {exc}") from None
+            raise ReportError(f"{where}: malformed build report: {exc}") from None
 
 
 # -- reading and writing -----------------------------------------------------------------------
@@ -306,7 +306,7 @@ def read_report(repository: Path) -> BuildReport:
         data = json.loads(text)
     except ValueError as exc:
         raise ReportError(f"{path}: the build report is not JSON ({exc})") from None
-    return BuildReport.from_json_dict(data, str(path))
+    return BuildReport.from_dict(data, str(path))
 
 
 def read_report_if_present(repository: Path) -> BuildReport | None:
