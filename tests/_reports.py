@@ -23,7 +23,7 @@ def entry(task: Task, checkpoint: str = "ckpt") -> DeploymentEntry:
 def report(tasks: dict[str, Task], target: Target = Target.EMBEDDED) -> BuildReport:
     """A report of deployments ``tasks`` (name -> task)."""
     models = {name: entry(task) for name, task in tasks.items()}
-    return BuildReport(created="2026-01-01T00:00:00+00:00", spec="<spec>", target=target, dynamic_batching=True, models=models)
+    return BuildReport.create(spec="<spec>", target=target, dynamic_batching=True, models=models)
 
 
 def write(repository: Path, tasks: dict[str, Task], target: Target = Target.EMBEDDED) -> BuildReport:

@@ -60,8 +60,7 @@ def _base_report(options: BuildOptions, previous: BuildReport | None) -> BuildRe
             f"{options.out} was built for target {previous.target.value!r}; rebuilding only {list(options.only)} "
             f"for {options.target.value!r} would mix targets: rebuild every deployment (omit --model)"
         )
-    return BuildReport(
-        created=BuildReport.now(),
+    return BuildReport.create(
         spec=options.spec.source,
         target=options.target,
         demo=options.demo,

@@ -11,8 +11,9 @@ the published schema (``docs/reference/build-report.schema.json``) from the same
 the three cannot disagree. A report of another ``report_version`` or one that does not match
 the dataclasses is refused with :class:`ReportError`, which names the file and the field.
 
-Conventions: a field with a default ``None`` is optional and left out of the JSON when unset;
-every other field is always written, and required when read. Objects that other modules own and version themselves
+Conventions: a field without a default is required. A field with a default (``None``, or
+``False`` for a flag) is optional: left out of the JSON when it has its default, and given its
+default when read without it. Objects that other modules own and version themselves
 (an engine's precision plan, its ``build_info.json``, TensorRT's builder settings, a torch
 step's precision plans) are carried as plain JSON objects (:data:`JsonObject`).
 """
@@ -228,8 +229,8 @@ class DeploymentEntry(_Record):
 class BuildReport(_Record):
     """``build_report.json``: the build's settings and one :class:`DeploymentEntry` per deployment."""
 
-    report_version: int = doc("the format's version: a reader refuses any other", REPORT_VERSION)
-    tritonize_version: str = doc("the tritonize that built the repository", __version__)
+    report_version: int = doc("the format's version: a reader refuses any other")
+    tritonize_version: str = doc("the tritonize that built the repository")
     created: str = doc("when, ISO 8601 in UTC, to the second")
     spec: str = doc("the spec file built from")
     target: Target = doc("where the model steps run: one target per repository")
@@ -238,9 +239,11 @@ class BuildReport(_Record):
     rehearsal: str | None = doc("--rehearse: what the rehearsed gate is and is not", None)
     models: dict[str, DeploymentEntry] = doc("by deployment (entry model) name, in build order")
 
-    @staticmethod
-    def now() -> str:
-        return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    @classmethod
+    def create(cls, **fields: Any) -> BuildReport:
+        """A report of this format and this tritonize, created now (unless ``fields`` say otherwise)."""
+        stamp = {"report_version": REPORT_VERSION, "tritonize_version": __version__, "created": _now()}
+        return cls(**{**stamp, **fields})
 
     def deployments(self) -> list[str]:
         """The deployment (entry model) names, sorted."""
@@ -347,7 +350,7 @@ def _dump(value: Any, tp: Any) -> Any:
         out = {}
         for f in dataclasses.fields(tp):
             item = getattr(value, f.name)
-            if item is not None:
+            if _required(f) or item != f.default:
                 out[f.name] = _dump(item, hints[f.name])
         return out
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
@@ -423,9 +426,11 @@ def _load_record(data: Any, tp: type, where: str) -> Any:
 
 
 def _required(f: dataclasses.Field) -> bool:
-    """In the JSON: every field but those defaulting to None (a default like ``False`` or the
-    report version only spares the caller; the value is always written)."""
-    return f.default is not None
+    return f.default is dataclasses.MISSING
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def _load_scalar(data: Any, tp: Any, where: str) -> Any:
