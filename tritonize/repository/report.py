@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import enum
+import functools
 import json
 import os
 import re
@@ -38,7 +39,8 @@ from tritonize.errors import RepositoryError
 from tritonize.spec import Precision, Target, Task
 
 # 1: the untyped report (no ``report_version`` key, free-text engine statuses, T5 ids absent).
-# 2: this module: ``report_version``, engine statuses as EngineStatus values, ``decoding`` ids as ints.
+# 2: this module: ``report_version``, engine statuses as EngineStatus values, ``decoding`` ids as ints,
+#    unset optional fields left out (no ``null``s).
 REPORT_VERSION = 2
 REPORT_FILE = "build_report.json"  # at the repository root
 
@@ -329,6 +331,7 @@ def write_report(repository: Path, report: BuildReport) -> Path:
 # -- the mapping between the dataclasses and JSON ----------------------------------------------
 
 
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
