@@ -4,10 +4,12 @@
 * ``docs/reference/spec.md``: every field of the spec, from the spec's dataclasses;
 * ``docs/performance.md``: every measured figure, from the JSON results in ``docs/results/``
   (``scripts/performance_page.py``);
+* ``docs/reference/build-report.schema.json``: the JSON Schema of ``build_report.json``, from the
+  report's dataclasses (:mod:`tritonize.repository.report`);
 
 ``tests/test_docs_generated.py`` regenerates them in memory and fails when a checked-in page differs, so
 the reference cannot drift from the code. Run ``.venv/bin/python scripts/generate_docs.py``
-after changing a command or a spec field.
+after changing a command, a spec field or a field of the build report.
 """
 
 from __future__ import annotations
@@ -164,10 +166,20 @@ def performance_page() -> str:
     return module.render(ROOT / "docs" / "results", note)
 
 
+def build_report_schema() -> str:
+    """The JSON Schema of ``build_report.json``, derived from :mod:`tritonize.repository.report`."""
+    import json
+
+    from tritonize.repository.report import json_schema
+
+    return json.dumps(json_schema(), indent=2) + "\n"
+
+
 PAGES = {
     "docs/reference/cli.md": cli_reference,
     "docs/reference/spec.md": spec_reference,
     "docs/performance.md": performance_page,
+    "docs/reference/build-report.schema.json": build_report_schema,
 }
 
 

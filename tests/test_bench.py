@@ -7,6 +7,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import _reports
 import pytest
 
 from tritonize.bench import (
@@ -22,6 +23,7 @@ from tritonize.bench import (
     percentile,
     to_markdown,
 )
+from tritonize.spec import Task
 
 
 def _row(key: RowKey, seq_per_s: float, p50: float | None = None, p99: float | None = None, **extra) -> Measurement:
@@ -134,8 +136,7 @@ def test_fingerprint_changes_when_spec_or_options_change() -> None:
 def test_deployments_come_from_build_report_when_names_are_custom(tmp_path: Path) -> None:
     from tritonize.bench.repositories import Deployments
 
-    report = {"models": {"my_t5": {"task": "text2text-generation"}, "my_cls": {"task": "text-classification"}}}
-    (tmp_path / "build_report.json").write_text(json.dumps(report))
+    _reports.write(tmp_path, {"my_t5": Task.TEXT2TEXT_GENERATION, "my_cls": Task.TEXT_CLASSIFICATION})
     found = Deployments.of(tmp_path)
     assert (found.classifier, found.generator) == ("my_cls", "my_t5")
     with pytest.raises(BenchError, match="no_such"):

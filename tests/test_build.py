@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from tritonize.cli import main
+from tritonize.repository.report import read_report
 from tritonize.repository.triton_config import parse_pbtxt
 
 
@@ -27,15 +27,13 @@ length_buckets = [32, 128, 512]
 
 
 def test_build_from_local_checkpoint_path_for_cpu_target(demo_repository: Path, tmp_path: Path, capsys):
-    report = json.loads((demo_repository / "build_report.json").read_text())
-    checkpoint = report["models"]["distilbert_emotion"]["checkpoint"]  # a directory from_pretrained reads
+    checkpoint = read_report(demo_repository).models["distilbert_emotion"].checkpoint  # a directory from_pretrained reads
     out = tmp_path / "repo"
     assert main(["build", "--spec", str(_spec(tmp_path, checkpoint)), "--target", "cpu", "--out", str(out)]) == 0
-    built = json.loads((out / "build_report.json").read_text())
-    entry = built["models"]["my_classifier"]
-    assert entry["demo"] is None and entry["checkpoint"] == checkpoint
-    assert entry["labels"] == ["sadness", "joy", "love", "anger", "fear", "surprise"]  # from id2label
-    assert entry["validation"]["max_abs_diff"] <= 1e-4
+    entry = read_report(out).models["my_classifier"]
+    assert entry.demo is None and entry.checkpoint == checkpoint
+    assert entry.labels == ("sadness", "joy", "love", "anger", "fear", "surprise")  # from id2label
+    assert entry.validation.max_abs_diff <= 1e-4
     model = parse_pbtxt((out / "my_classifier_model" / "config.pbtxt").read_text())
     assert model.backend == "onnxruntime" and model.max_batch_size == 8
     assert (out / "my_classifier_model" / "1" / "model.onnx").exists()

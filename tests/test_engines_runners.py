@@ -14,6 +14,7 @@ from tritonize.engines.profiles import AxisRange, TensorProfile
 from tritonize.engines.runners import ProfiledStep, ort_stand_in
 from tritonize.engines.validate import BATCH_SIZES, token_batches
 from tritonize.errors import EngineBuildError, ProfileShapeError
+from tritonize.repository.report import Text2TextGate
 from tritonize.spec import Precision
 
 SIX_LABELS = "t5-small"  # t5_small_emotion: six labels, max_batch_size 32 in the shipped spec
@@ -169,10 +170,10 @@ def test_rehearsed_gate_scores_six_labels_within_the_profiles_of_the_fp16_engine
     assert {p.precision.precision for p in compiled.plans.values()} == {Precision.FP16}
     decoder = {t.name: t for t in compiled.plans["decoder"].profiles}["input_ids"]
     assert decoder.max[0] == max_batch_size < 8 * len(model.labels)
-    figures = compiled.gate_entry(_gate(model, compiled, exported, texts[:24]))
-    assert figures["rehearsed"] is True and "no substitute for the real gate" in figures["note"].lower()
-    assert figures["token_agreement"] >= model.gate.min_agreement
-    assert 0 < figures["encoder_max_abs_diff"] <= model.gate.engine_tolerance[Precision.FP16]
+    figures = compiled.gate_entry(Text2TextGate.from_dict(_gate(model, compiled, exported, texts[:24])))
+    assert figures.rehearsed is True and "no substitute for the real gate" in (figures.note or "").lower()
+    assert figures.token_agreement >= model.gate.min_agreement
+    assert 0 < figures.encoder_max_abs_diff <= model.gate.engine_tolerance[Precision.FP16]
 
 
 @pytest.mark.usefixtures("one_thread")

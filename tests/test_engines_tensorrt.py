@@ -112,6 +112,7 @@ def test_gpu_build_makes_validated_engines_and_reuses_them_when_unchanged(tmp_pa
     from tritonize.engines.local import gpus
     from tritonize.engines.tensorrt_runner import tensorrt_step
     from tritonize.pipeline import BuildOptions, build
+    from tritonize.repository.report import ClassifierGate, EngineStatus, Text2TextGate
     from tritonize.spec import Target, load_spec
 
     out = tmp_path / "repo"
@@ -121,14 +122,14 @@ def test_gpu_build_makes_validated_engines_and_reuses_them_when_unchanged(tmp_pa
     options = BuildOptions(spec=load_spec(), out=out, target=Target.GPU, demo="tiny", cache_dir=tritonize_cache,
                            only=("distilbert_emotion", "t5_small_emotion"))
     report = build(options)
-    entry = report["models"]["distilbert_emotion"]
-    assert entry["accuracy_gate"]["top1_agreement"] >= 0.99 and "rehearsed" not in entry["accuracy_gate"]
-    assert report["models"]["t5_small_emotion"]["accuracy_gate"]["token_agreement"] >= 0.99
+    gate, t5_gate = (report.models[n].accuracy_gate for n in ("distilbert_emotion", "t5_small_emotion"))
+    assert isinstance(gate, ClassifierGate) and gate.top1_agreement >= 0.99 and not gate.rehearsed
+    assert isinstance(t5_gate, Text2TextGate) and t5_gate.token_agreement >= 0.99
     for step in ("distilbert_emotion_model", "t5_small_emotion_encoder", "t5_small_emotion_decoder_with_past"):
         info = json.loads((out / step / "1" / "build_info.json").read_text())
         assert info["plan"]["step"] == step and (out / step / "1" / "model.plan").stat().st_size > 0
-    built = report["models"]["t5_small_emotion"]["engines"]["t5_small_emotion_encoder"]
-    assert built["settings"]["tf32"] is False and built["graph"]["fp32_nodes"] > 0
+    built = report.models["t5_small_emotion"].engines["t5_small_emotion_encoder"]
+    assert built.engine is EngineStatus.BUILT and built.settings["tf32"] is False and built.graph.fp32_nodes > 0
     assert cache.read_bytes() != b"a timing cache from somewhere else" and cache.stat().st_size > 0
     assert main(["engines", "check", "--repository", str(out)]) == 0
     decoder = out / "t5_small_emotion_decoder" / "1" / "model.plan"
@@ -140,7 +141,7 @@ def test_gpu_build_makes_validated_engines_and_reuses_them_when_unchanged(tmp_pa
         with pytest.raises(ProfileShapeError, match="input_ids"):
             step(feeds, ["logits"])
     again = build(options)
-    engines = again["models"]["t5_small_emotion"]["engines"]
-    assert {e["engine"] for e in engines.values()} == {"reused"}
+    engines = again.models["t5_small_emotion"].engines
+    assert {e.engine for e in engines.values()} == {EngineStatus.REUSED}
     if os.environ.get("TRITONIZE_KEEP_GPU_REPOSITORY"):
         shutil.copytree(out, os.environ["TRITONIZE_KEEP_GPU_REPOSITORY"], dirs_exist_ok=True)

@@ -81,9 +81,9 @@ def test_partial_build_merges_report_and_removes_model_directories_by_exact_name
                            only=("distilbert_emotion",))
     report = build(options)
     after = _snapshot(live_repository)
-    assert set(report["models"]) == set(report_before["models"])  # all four kept
+    assert set(report.models) == set(report_before["models"])  # all four kept
     for name in ("t5_small_emotion", "flan_t5_small_emotion", "t5_base_imdb"):
-        assert report["models"][name] == report_before["models"][name]
+        assert report.models[name].to_dict() == report_before["models"][name]
     assert (neighbour / "keep.txt").read_text() == "not ours"
     rebuilt = "distilbert_emotion_model/config.pbtxt"
     assert after[rebuilt][1] != before[rebuilt][1]  # a new file, not the old one rewritten
@@ -92,7 +92,7 @@ def test_partial_build_merges_report_and_removes_model_directories_by_exact_name
     from tritonize.repository.classification import classification_configs
 
     written = [c.name for c in classification_configs(load_spec().get("distilbert_emotion"), Target.EMBEDDED, 6, 0)]
-    assert report["models"]["distilbert_emotion"]["models"] == written
+    assert list(report.models["distilbert_emotion"].models) == written
 
 
 def test_partial_build_refuses_to_mix_targets(live_repository: Path, tritonize_cache: Path):

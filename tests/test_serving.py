@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+import _reports
 import pytest
 
 from tritonize.cli import main
@@ -25,6 +25,7 @@ from tritonize.serving.probe import ProbeResult, repository_deployments, unhealt
 from tritonize.serving.processes import StubProcess, parse_stub_cmdline
 from tritonize.serving.status import read_status, write_status
 from tritonize.serving.watchdog import WatchdogConfig, model_of_instance, plan_recovery
+from tritonize.spec import Task
 from tritonize.triton_facts import first_release_without_crashers
 
 BINARY, BACKENDS = Path("/bin/tritonserver"), Path("/backends")
@@ -216,7 +217,7 @@ def test_watchdog_config_rejects_nonsense_limits():
 
 
 def test_deployments_come_from_the_build_report_or_a_clear_error(tmp_path):
-    (tmp_path / "build_report.json").write_text(json.dumps({"models": {"b": {}, "a": {}}}))
+    _reports.write(tmp_path, {"b": Task.TEXT_CLASSIFICATION, "a": Task.TEXT2TEXT_GENERATION})
     assert repository_deployments(tmp_path) == ["a", "b"]
     with pytest.raises(ServerError, match="build_report.json"):
         repository_deployments(tmp_path / "missing")

@@ -15,6 +15,7 @@ from typing import Any
 from tritonize.bench.cpu import measure
 from tritonize.bench.rows import Load, Measurement, RowKey, RowPath
 from tritonize.errors import TritonizeError
+from tritonize.repository.report import DeploymentEntry
 from tritonize.spec import Task
 
 
@@ -148,12 +149,14 @@ class Placement:
     precision: str = "fp32"
 
     @classmethod
-    def of(cls, entry: dict[str, Any]) -> Placement:
+    def of(cls, entry: DeploymentEntry | None) -> Placement:
         """From a build report entry: its torch runtime's device and the one precision its plans
-        share (FP32 when they differ: HF runs a model in one dtype)."""
-        runtime = entry.get("runtime") or {}
-        precisions = {plan["precision"] for plan in runtime.get("plans", {}).values()}
-        return cls(device=runtime.get("device", "cpu"), precision=precisions.pop() if len(precisions) == 1 else "fp32")
+        share (FP32 when they differ: HF runs a model in one dtype); CPU FP32 without one."""
+        runtime = entry.runtime if entry else None
+        if runtime is None:
+            return cls()
+        precisions = runtime.precisions()
+        return cls(device=runtime.device, precision=precisions.pop() if len(precisions) == 1 else "fp32")
 
     def dtype(self) -> Any:
         import torch

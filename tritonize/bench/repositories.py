@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,18 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from tritonize.bench.baselines import BenchError
+from tritonize.repository.report import BuildReport, DeploymentEntry, ReportError, read_report
 from tritonize.spec import Task
 
 logger = logging.getLogger(__name__)
 
 FINGERPRINT_FILE = "bench_fingerprint.txt"
-
-
-def read_report(repository: Path) -> dict[str, Any]:
-    from tritonize.repository.layout import REPORT_FILE
-
-    path = repository / REPORT_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,33 +27,34 @@ class Deployments:
 
     classifier: str
     generator: str | None = None
-    report: dict[str, Any]
+    report: BuildReport
 
     @classmethod
     def of(cls, repository: Path, classifier: str | None = None) -> Deployments:
         """The first text-classification deployment (or ``classifier``) and the first text2text one.
 
         Raises:
-            BenchError: no build report, or no classification deployment in it.
+            BenchError: no readable build report, or no classification deployment in it.
         """
-        report = read_report(repository)
-        models = report.get("models", {})
-        if not models:
-            raise BenchError(f"{repository} has no build_report.json with models: build it with `tritonize build`")
-        classifiers = [name for name, entry in models.items() if entry.get("task") == Task.TEXT_CLASSIFICATION.value]
+        try:
+            report = read_report(repository)
+        except ReportError as exc:
+            raise BenchError(f"{exc}: build it with `tritonize build`") from exc
+        classifiers = report.of_task(Task.TEXT_CLASSIFICATION)
         if classifier is not None and classifier not in classifiers:
             raise BenchError(f"{repository} has no text-classification deployment {classifier!r}; it has {classifiers}")
         if not classifiers:
             raise BenchError(f"{repository} has no text-classification deployment to benchmark")
-        generators = [name for name, entry in models.items() if entry.get("task") == Task.TEXT2TEXT_GENERATION.value]
+        generators = report.of_task(Task.TEXT2TEXT_GENERATION)
         return cls(classifier=classifier or classifiers[0], generator=next(iter(generators), None), report=report)
 
-    def entry(self, name: str) -> dict[str, Any]:
-        """The build report's entry of deployment ``name`` (empty when absent)."""
-        return self.report.get("models", {}).get(name, {})
+    def entry(self, name: str) -> DeploymentEntry | None:
+        """The build report's entry of deployment ``name`` (None when absent)."""
+        return self.report.models.get(name)
 
     def checkpoint(self, name: str) -> str | None:
-        return self.entry(name).get("checkpoint")
+        entry = self.entry(name)
+        return entry.checkpoint if entry else None
 
 
 def bench_models(spec: Any, classifier: str | None = None) -> list[str]:

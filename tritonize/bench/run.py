@@ -29,6 +29,7 @@ from tritonize.bench.repositories import (
 )
 from tritonize.bench.rows import BenchResult, Load, Measurement, RowKey, RowPath, best_rows, latency_fields
 from tritonize.demo import SIZES
+from tritonize.repository.report import REPORT_FILE, ClassifierGate, report_path
 from tritonize.urls import PROTOCOLS
 
 logger = logging.getLogger(__name__)
@@ -95,8 +96,8 @@ class BenchConfig:
             raise BenchError("a running server needs repository, http_url and grpc_url together")
         if self.rows is not None and self.rows not in ROW_SETS:
             raise BenchError(f"--rows must be one of {ROW_SETS}, got {self.rows!r}")
-        if self.compare is not None and not (self.compare / "build_report.json").is_file():
-            raise BenchError(f"--compare {self.compare} is not a built repository (no build_report.json)")
+        if self.compare is not None and not report_path(self.compare).is_file():
+            raise BenchError(f"--compare {self.compare} is not a built repository (no {REPORT_FILE})")
         if self.client_processes is not None and self.client_processes < 1:
             raise BenchError(f"--client-processes must be >= 1, got {self.client_processes}")
         if self.runtime is not None and self.runtime not in RUNTIMES:
@@ -361,7 +362,7 @@ def one_pass(s: Session) -> BenchResult:
         result.rows += baselines.hf_pipeline(checkpoint, s.texts, HF_BATCHES)
         s.log(f"HF pipeline: {', '.join(f'{r.setting} {r.seq_per_s:.1f} seq/s' for r in result.rows[-2:])}")
     else:
-        reason = "--no-hf" if not s.config.hf else "no checkpoint in build_report.json"
+        reason = "--no-hf" if not s.config.hf else f"no checkpoint in {REPORT_FILE}"
         result.notes.append(f"HF pipeline: skipped ({reason})")
     if s.static is not None:
         with serving(s.static) as endpoints:
@@ -381,13 +382,13 @@ def measure_int8(s: Session, repository: Path, result: BenchResult) -> list[Meas
     with serving(repository) as endpoints:
         rows += [_served_closed_loop(s, endpoints, "grpc", c, RowPath.SERVED_INT8) for c in (8, 32)]
     s.log(f"served INT8: {', '.join(f'{r.setting} {r.seq_per_s:.1f}' for r in rows[-2:])} seq/s")
-    gate = Deployments.of(repository, name).report.get("models", {}).get(name, {}).get("accuracy_gate", {})
-    if gate:
-        note = (f"INT8 accuracy gate at build: top-1 agreement {gate['top1_agreement']:.4f} with FP32 on "
-                f"{gate['num_texts']} texts ({gate.get('top1_ties', 0)} ties within tie_margin "
-                f"{gate['gate'].get('tie_margin', 0):g} excused; strict "
-                f"{gate.get('top1_strict_agreement', gate['top1_agreement']):.4f}), "
-                f"max probability difference {gate['max_prob_diff']:.4f}")
+    entry = Deployments.of(repository, name).entry(name)
+    gate = entry.accuracy_gate if entry else None
+    if isinstance(gate, ClassifierGate):
+        note = (f"INT8 accuracy gate at build: top-1 agreement {gate.top1_agreement:.4f} with FP32 on "
+                f"{gate.num_texts} texts ({gate.top1_ties} ties within tie_margin "
+                f"{gate.gate.tie_margin:g} excused; strict {gate.top1_strict_agreement:.4f}), "
+                f"max probability difference {gate.max_prob_diff:.4f}")
         if note not in result.notes:
             result.notes.append(note)
     return rows

@@ -35,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tritonize.corpus import load_corpus
     from tritonize.pipeline import BuildOptions, build, plan
+    from tritonize.repository.report import report_path
 
     texts = tuple(e.text for e in load_corpus(args.validation_data)) if args.validation_data else ()
     options = BuildOptions(
@@ -55,11 +56,11 @@ def run(args: argparse.Namespace) -> int:
                 print(engine.describe())
         return 0
     report = build(options)
-    summary = {name: entry.get("validation", {}) for name, entry in report["models"].items()}
-    print(f"repository written to {args.out} (report: {args.out / 'build_report.json'})")
+    summary = {name: entry.validation.to_dict() for name, entry in report.models.items()}
+    print(f"repository written to {args.out} (report: {report_path(args.out)})")
     print(json.dumps(summary, indent=2))
     if args.rehearse:
-        gates = {name: entry.get("accuracy_gate", {}) for name, entry in report["models"].items()}
+        gates = {name: e.accuracy_gate.to_dict() if e.accuracy_gate else {} for name, e in report.models.items()}
         print(json.dumps({"rehearsed accuracy gate": gates}, indent=2))
-        print(report["rehearsal"])
+        print(report.rehearsal)
     return 0

@@ -7,14 +7,11 @@ build report and swaps the result in (:mod:`tritonize.pipeline.staging`).
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from tritonize import __version__
 from tritonize.engines.plan import EnginePlan
 from tritonize.engines.tensorrt_build import TIMING_CACHE_PATTERN
 from tritonize.errors import EngineBuildError, RepositoryError
@@ -23,9 +20,10 @@ from tritonize.pipeline.classification import build_classification, plan_classif
 from tritonize.pipeline.compile import REHEARSAL_NOTE
 from tritonize.pipeline.deployment import DeploymentBuild, Workspace
 from tritonize.pipeline.options import BuildOptions
-from tritonize.pipeline.staging import Staging, read_report
+from tritonize.pipeline.staging import Staging
 from tritonize.pipeline.text2text import build_text2text, plan_text2text
 from tritonize.repository import layout
+from tritonize.repository.report import BuildReport, ReportError, read_report_if_present
 from tritonize.spec import ModelSpec, Task
 
 log = logging.getLogger(__name__)
@@ -44,35 +42,46 @@ class EnginesPending(EngineBuildError):
     """The gpu repository was written, but its engines need TensorRT and a GPU to be built."""
 
 
-def _base_report(options: BuildOptions, previous: dict[str, Any] | None) -> dict[str, Any]:
-    if options.only and previous is not None and previous.get("target") != options.target.value:
+def _previous_report(options: BuildOptions) -> BuildReport | None:
+    """The live repository's report. A partial build merges into it, so it must be readable
+    (ReportError otherwise); a full build replaces it, so an unreadable one is only logged."""
+    try:
+        return read_report_if_present(options.out)
+    except ReportError as exc:
+        if options.only:
+            raise ReportError(f"{exc}; a partial build (--model) merges into it: rebuild every deployment") from None
+        log.warning("ignoring the previous build report: %s", exc)
+        return None
+
+
+def _base_report(options: BuildOptions, previous: BuildReport | None) -> BuildReport:
+    if options.only and previous is not None and previous.target is not options.target:
         raise RepositoryError(
-            f"{options.out} was built for target {previous.get('target')!r}; rebuilding only {list(options.only)} "
+            f"{options.out} was built for target {previous.target.value!r}; rebuilding only {list(options.only)} "
             f"for {options.target.value!r} would mix targets: rebuild every deployment (omit --model)"
         )
-    return {
-        "tritonize_version": __version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "spec": options.spec.source,
-        "target": options.target.value,
-        "demo": options.demo,
-        "dynamic_batching": options.dynamic_batching,
-        **({"rehearsal": REHEARSAL_NOTE} if options.rehearse else {}),
-        "models": dict(previous.get("models", {})) if options.only and previous else {},
-    }
+    return BuildReport.create(
+        spec=options.spec.source,
+        target=options.target,
+        demo=options.demo,
+        dynamic_batching=options.dynamic_batching,
+        rehearsal=REHEARSAL_NOTE if options.rehearse else None,
+        models=dict(previous.models) if options.only and previous else {},
+    )
 
 
-def _owned_models(model: ModelSpec, previous: dict[str, Any] | None) -> list[str]:
+def _owned_models(model: ModelSpec, previous: BuildReport | None) -> list[str]:
     """Model directories of ``model`` to clear before it is rebuilt: those its previous build
     wrote (from the report) and those this build writes, all by exact name."""
     names = layout.StepNames(model.name)
     current = [model.name, names.tokenizer, names.model, names.postprocess]
     current += [names.component(c) for c in ("encoder", "decoder", "decoder_with_past")]
-    earlier = (previous or {}).get("models", {}).get(model.name, {}).get("models", [])
+    entry = previous.models.get(model.name) if previous else None
+    earlier = entry.models if entry else ()
     return list(dict.fromkeys([*earlier, *current]))
 
 
-def build(options: BuildOptions) -> dict[str, Any]:
+def build(options: BuildOptions) -> BuildReport:
     """Build the selected deployments into ``options.out``; returns (and writes) the report.
 
     Raises:
@@ -82,8 +91,9 @@ def build(options: BuildOptions) -> dict[str, Any]:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # per-shard bars drown the build log
-    previous = read_report(options.out)
+    previous = _previous_report(options)
     report = _base_report(options, previous)
+    entries = dict(report.models)
     staging = Staging(options.out, merge=bool(options.only))
     pending: list[str] = []
     staging.begin(keep_files=(TIMING_CACHE_PATTERN,))
@@ -95,11 +105,10 @@ def build(options: BuildOptions) -> dict[str, Any]:
                 ws = Workspace(options=options, workdir=Path(tmp), repository=staging.path,
                                previous=options.out if options.out.is_dir() else None)
                 built = BUILDERS[model.task](model, checkpoint, ws)
-            entry = {"task": model.task.value, "seed_checkpoint": model.checkpoint, "checkpoint": checkpoint,
-                     "demo": demo, **built.entry}
-            report["models"][model.name] = entry
+            entries[model.name] = built.entry(model, checkpoint, demo, staging.path)
             pending += built.pending
             log.info("%s: built", model.name)
+        report = report.with_models(entries)
         staging.commit(report)
     except BaseException:
         staging.abort()

@@ -7,10 +7,11 @@ from typing import Any
 
 from tritonize.errors import ExportError, RepositoryError
 from tritonize.pipeline.options import BuildOptions
+from tritonize.repository.report import DemoCheckpoint
 from tritonize.spec import ModelSpec
 
 
-def resolve_checkpoint(model: ModelSpec, options: BuildOptions) -> tuple[str, dict[str, Any] | None]:
+def resolve_checkpoint(model: ModelSpec, options: BuildOptions) -> tuple[str, DemoCheckpoint | None]:
     """The checkpoint to load: the spec's (hub name or path), or a local demo one."""
     if options.demo is None:
         check_checkpoint(model.checkpoint)
@@ -20,7 +21,7 @@ def resolve_checkpoint(model: ModelSpec, options: BuildOptions) -> tuple[str, di
     out_dir = demo_checkpoint_dir(options.cache_dir / "demo", model, options.demo, options.train_data)
     path = make_demo_checkpoint(model, options.demo, out_dir, train_data=options.train_data)
     train = (read_marker(path) or {}).get("train_data")
-    return str(path), {"size": options.demo, "architecture": model.demo, "path": str(path), "train_data": train}
+    return str(path), DemoCheckpoint(size=options.demo, architecture=model.demo or "", path=str(path), train_data=train)
 
 
 def check_checkpoint(checkpoint: str) -> None:

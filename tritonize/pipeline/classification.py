@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 from tritonize.engines.plan import EnginePlan
 from tritonize.engines.torch_runtime import build_torch_step, classifier_step, require_device, uses_torch
@@ -17,6 +16,7 @@ from tritonize.pipeline.plans import gpu_plans
 from tritonize.repository import layout
 from tritonize.repository.artifacts import ClassificationArtifacts, StepFiles, TorchStepFiles
 from tritonize.repository.classification import write_classification
+from tritonize.repository.report import ClassifierGate, TorchRuntime, Validation
 from tritonize.spec import ModelSpec, Target
 
 log = logging.getLogger(__name__)
@@ -52,39 +52,44 @@ def build_classification(model: ModelSpec, checkpoint: str, ws: Workspace) -> De
     log.info("%s: exporting %s to ONNX", model.name, checkpoint)
     graph = export_classifier(checkpoint, onnx_path)
     log.info("%s: validating ONNX against PyTorch", model.name)
-    validation = validate_classifier(checkpoint, onnx_path, texts, model.gate.tolerance, name=model.name)
+    validation = Validation.from_dict(
+        validate_classifier(checkpoint, onnx_path, texts, model.gate.tolerance, name=model.name), model.name
+    )
     step = layout.StepNames(model.name).model
-    entry: dict[str, Any] = {"labels": list(labels), "validation": validation}
     if torch_runtime:
         built = build_torch_step(model, checkpoint, config, ws.workdir / "torch")
-        entry["runtime"] = built.report()
         batches = token_batches(tokenizer_json, model, pad_id, texts)
-        entry["accuracy_gate"] = _gate(built.label(model), onnx_path, classifier_step(built, model, pad_id), built.gate(model), batches)
+        gate = _gate(built.label(model), onnx_path, classifier_step(built, model, pad_id), built.gate(model), batches)
         torch_files = TorchStepFiles(files=built.files, parameters=built.parameters)
         artifacts = ClassificationArtifacts(
             labels=labels, pad_token_id=pad_id, tokenizer_json=tokenizer_json, model=StepFiles(graph=graph), torch=torch_files
         )
         configs = write_classification(ws.repository, model, options.target, artifacts, options.dynamic_batching)
-        return DeploymentBuild.from_configs(entry, configs, ws.repository, ())
+        return DeploymentBuild(
+            labels=tuple(labels), validation=validation, configs=tuple(configs),
+            runtime=TorchRuntime.from_dict(built.report(), model.name), accuracy_gate=gate,
+        )
     plans = plan_classification(model, checkpoint, texts) if options.target is Target.GPU else {}
     context = ws.compile_context(model, plans)
     compiled = compile_graphs(context, {"model": Exported(step=step, graph=graph, onnx=onnx_path)})
-    if compiled.report:
-        entry["engines"] = compiled.report
+    gate = None
     if compiled.candidates:
         label = f"{model.name} ({model.engine.precision[options.target].value})"
         batches = token_batches(tokenizer_json, model, pad_id, texts)
         with compiled.candidate_steps() as candidates:
             figures = _gate(label, onnx_path, candidates["model"], compiled.gate(model), batches)
-        entry["accuracy_gate"] = compiled.gate_entry(figures)
+        gate = compiled.gate_entry(figures)
     artifacts = ClassificationArtifacts(
         labels=labels, pad_token_id=pad_id, tokenizer_json=tokenizer_json, model=compiled.steps["model"]
     )
     configs = write_classification(ws.repository, model, options.target, artifacts, options.dynamic_batching)
-    return DeploymentBuild.from_configs(entry, configs, ws.repository, compiled.pending)
+    return DeploymentBuild(
+        labels=tuple(labels), validation=validation, configs=tuple(configs), engines=compiled.engines,
+        accuracy_gate=gate, pending=compiled.pending,
+    )
 
 
-def _gate(name: str, onnx_path: Path, candidate: Step, gate: Gate, batches: list[dict]) -> dict[str, Any]:
+def _gate(name: str, onnx_path: Path, candidate: Step, gate: Gate, batches: list[dict]) -> ClassifierGate:
     """The compiled model step (engine, INT8 graph or PyTorch) against the FP32 ONNX on the validation texts."""
     log.info("%s: accuracy gate of the compiled model step against the FP32 ONNX", name)
-    return validate_classifier_step(name, ort_step(onnx_path), candidate, batches, gate)
+    return ClassifierGate.from_dict(validate_classifier_step(name, ort_step(onnx_path), candidate, batches, gate), name)

@@ -14,8 +14,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import enum
+import functools
 import logging
 import shutil
 from collections.abc import Iterator
@@ -32,6 +34,7 @@ from tritonize.errors import EngineBuildError
 from tritonize.export.tensors import GraphDecl
 from tritonize.repository import layout
 from tritonize.repository.artifacts import StepFiles
+from tritonize.repository.report import AccuracyGate, EngineEntry, EngineStatus, GraphEntry
 from tritonize.spec import ModelSpec, Precision, Target
 
 log = logging.getLogger(__name__)
@@ -85,7 +88,7 @@ class Compiled:
     steps: dict[str, StepFiles]  # by component
     candidates: dict[str, Path] = field(default_factory=dict)
     kind: CandidateKind = CandidateKind.ONNX
-    report: dict[str, Any] = field(default_factory=dict)  # by step: plan, graph, build info or pending
+    engines: dict[str, EngineEntry] = field(default_factory=dict)  # by step: the report's engine entries
     pending: tuple[str, ...] = ()  # steps whose engines need TensorRT
     plans: dict[str, EnginePlan] = field(default_factory=dict)  # by component, resolved for the GPU used
 
@@ -114,10 +117,10 @@ class Compiled:
                 steps = {c: ort_step(path) for c, path in self.candidates.items()}
             yield steps
 
-    def gate_entry(self, figures: dict[str, Any]) -> dict[str, Any]:
+    def gate_entry(self, figures: AccuracyGate) -> AccuracyGate:
         """The gate's report entry: ``figures``, marked when they come from a rehearsal."""
         if self.kind is CandidateKind.REHEARSAL:
-            return {**figures, "rehearsed": True, "note": REHEARSAL_NOTE}
+            return dataclasses.replace(figures, rehearsed=True, note=REHEARSAL_NOTE)
         return figures
 
 
@@ -155,7 +158,7 @@ def _tensorrt_here() -> tuple[str | None, Any]:
 
 def _compile_engines(context: CompileContext, exported: dict[str, Exported]) -> Compiled:
     trt_version, gpu = (None, None) if context.rehearse else _tensorrt_here()
-    steps, candidates, report, pending, resolved = {}, {}, {}, [], {}
+    steps, candidates, engines, pending, resolved = {}, {}, {}, [], {}
     kind = CandidateKind.REHEARSAL if context.rehearse else CandidateKind.TENSORRT
     for component, item in exported.items():
         plan = context.plans[item.step]
@@ -163,16 +166,16 @@ def _compile_engines(context: CompileContext, exported: dict[str, Exported]) -> 
             plan = plan.with_compute_capability(gpu.compute_capability)
         graph = write_precision_graph(item.onnx, plan.precision, context.workdir / item.step / layout.ONNX_FILE)
         files = {layout.ONNX_FILE: graph.path}
-        entry: dict[str, Any] = {"plan": plan.to_dict(), "graph": graph.to_dict()}
+        graph_entry = GraphEntry.from_dict(graph.to_dict(), item.step)
         steps[component] = StepFiles(graph=item.graph, files=files)
-        report[item.step] = entry
+        engine_entry = functools.partial(EngineEntry, plan=plan.to_dict(), graph=graph_entry)
         if context.rehearse:
-            entry["engine"] = "rehearsed: not built (ONNX Runtime stood in for it in the gate)"
+            engines[item.step] = engine_entry(engine=EngineStatus.REHEARSED)
             candidates[component], resolved[component] = graph.path, plan
             continue
         if trt_version is None or gpu is None:
             pending.append(item.step)
-            entry["engine"] = "pending: needs TensorRT and an NVIDIA GPU"
+            engines[item.step] = engine_entry(engine=EngineStatus.PENDING)
             continue
         graph_sha = file_sha256(graph.path)
         key = cache_key(graph_sha, trt_version, gpu.compute_capability, plan)
@@ -194,14 +197,14 @@ def _compile_engines(context: CompileContext, exported: dict[str, Exported]) -> 
                 fp32_layers=len(graph.fp32_nodes),
             )
             info_path = info.write(engine.parent / layout.BUILD_INFO_FILE)
-            entry.update({"engine": "built", "build_info": info.to_dict(), "settings": facts["settings"]})
+            engines[item.step] = engine_entry(engine=EngineStatus.BUILT, build_info=info.to_dict(), settings=facts["settings"])
         else:
             log.info("%s: engine unchanged (cache key %s), reused", item.step, key[:12])
-            entry.update({"engine": "reused", "cache_key": key})
+            engines[item.step] = engine_entry(engine=EngineStatus.REUSED, cache_key=key)
         files.update({layout.PLAN_FILE: engine, layout.BUILD_INFO_FILE: info_path})
         candidates[component], resolved[component] = engine, plan
     return Compiled(
-        steps=steps, candidates=candidates, kind=kind, report=report, pending=tuple(pending), plans=resolved
+        steps=steps, candidates=candidates, kind=kind, engines=engines, pending=tuple(pending), plans=resolved
     )
 
 

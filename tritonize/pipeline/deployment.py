@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from tritonize.engines.plan import EnginePlan
 from tritonize.pipeline.compile import CompileContext
 from tritonize.pipeline.options import BuildOptions
+from tritonize.repository.report import (
+    AccuracyGate,
+    DemoCheckpoint,
+    DeploymentEntry,
+    EngineEntry,
+    T5Decoding,
+    TorchRuntime,
+    Validation,
+)
 from tritonize.spec import ModelSpec
 
 
@@ -36,17 +44,32 @@ class Workspace:
 
 @dataclass(frozen=True, kw_only=True)
 class DeploymentBuild:
-    """A built deployment: its report entry, the Triton models (directories) it owns, and the
-    steps whose engines are still to be built where TensorRT runs."""
+    """What a task builder produced: the typed parts of the deployment's report entry, the
+    ``config.pbtxt`` files it wrote, and the steps whose engines are still to be built where
+    TensorRT runs. :meth:`entry` adds what the build knows (task, checkpoints)."""
 
-    entry: dict[str, Any]
-    models: tuple[str, ...]
+    labels: tuple[str, ...]
+    validation: Validation
+    configs: tuple[Path, ...]
+    decoding: T5Decoding | None = None
+    runtime: TorchRuntime | None = None
+    engines: dict[str, EngineEntry] | None = None
+    accuracy_gate: AccuracyGate | None = None
     pending: tuple[str, ...] = ()
 
-    @classmethod
-    def from_configs(
-        cls, entry: dict[str, Any], configs: list[Path], repository: Path, pending: tuple[str, ...]
-    ) -> DeploymentBuild:
-        models = tuple(p.parent.name for p in configs)
-        entry = {**entry, "models": list(models), "configs": [str(p.relative_to(repository)) for p in configs]}
-        return cls(entry=entry, models=models, pending=pending)
+    def entry(self, model: ModelSpec, checkpoint: str, demo: DemoCheckpoint | None, repository: Path) -> DeploymentEntry:
+        """The deployment's report entry; its models are the directories of the configs written."""
+        return DeploymentEntry(
+            task=model.task,
+            seed_checkpoint=model.checkpoint,
+            checkpoint=checkpoint,
+            demo=demo,
+            labels=self.labels,
+            validation=self.validation,
+            models=tuple(p.parent.name for p in self.configs),
+            configs=tuple(str(p.relative_to(repository)) for p in self.configs),
+            decoding=self.decoding,
+            runtime=self.runtime,
+            engines=self.engines or None,
+            accuracy_gate=self.accuracy_gate,
+        )

@@ -15,32 +15,16 @@ they were; root-level files (report, timing cache) are copied, not linked.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Any
 
 from tritonize.errors import RepositoryError
-from tritonize.repository import layout
+from tritonize.repository.report import BuildReport, write_report
 
 log = logging.getLogger(__name__)
-
-
-def read_report(repository: Path) -> dict[str, Any] | None:
-    """The repository's build report, or None when there is none (or it is unreadable)."""
-    try:
-        return json.loads((repository / layout.REPORT_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 class Staging:
@@ -77,9 +61,9 @@ class Staging:
             if target.is_dir():
                 shutil.rmtree(target)
 
-    def commit(self, report: dict[str, Any]) -> None:
+    def commit(self, report: BuildReport) -> None:
         """Write the report and swap the staging directory in for the live repository."""
-        write_json_atomic(self.path / layout.REPORT_FILE, report)
+        write_report(self.path, report)
         if self.live.exists():
             os.rename(self.live, self._old)
         os.rename(self.path, self.live)

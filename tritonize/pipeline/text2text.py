@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 from tritonize.engines.plan import EnginePlan
 from tritonize.engines.torch_runtime import build_torch_step, require_device, t5_steps, uses_torch
@@ -16,6 +15,7 @@ from tritonize.pipeline.deployment import DeploymentBuild, Workspace
 from tritonize.pipeline.plans import gpu_plans
 from tritonize.repository import layout
 from tritonize.repository.artifacts import StepFiles, Text2TextArtifacts, TorchStepFiles
+from tritonize.repository.report import T5Decoding, Text2TextGate, TorchRuntime, Validation
 from tritonize.repository.text2text import write_text2text
 from tritonize.spec import ModelSpec, Target
 
@@ -49,45 +49,49 @@ def build_text2text(model: ModelSpec, checkpoint: str, ws: Workspace) -> Deploym
     texts = validation_texts(options, model)
     tokenizer_json, pad_id = save_tokenizer_json(checkpoint, ws.workdir / "tokenizer")
     exported = export_t5(checkpoint, ws.workdir / "onnx")
-    validation = validate_t5(checkpoint, exported, texts, model.gate.tolerance, name=model.name)
-    parameters = {
-        "pad_token_id": str(pad_id),
-        "eos_token_id": str(exported.eos_token_id),
-        "decoder_start_token_id": str(exported.decoder_start_token_id),
-        "num_decoder_layers": str(exported.num_decoder_layers),
-    }
+    validation = Validation.from_dict(validate_t5(checkpoint, exported, texts, model.gate.tolerance, name=model.name), model.name)
+    decoding = T5Decoding(
+        pad_token_id=pad_id,
+        eos_token_id=exported.eos_token_id,
+        decoder_start_token_id=exported.decoder_start_token_id,
+        num_decoder_layers=exported.num_decoder_layers,
+    )
     names = layout.StepNames(model.name)
     graphs = {
         c: Exported(step=names.component(c), graph=exported.graphs[c], onnx=exported.paths[c]) for c in T5_COMPONENTS
     }
     onnx = {c: g.onnx for c, g in graphs.items()}
-    entry: dict[str, Any] = {"labels": list(model.labels), "validation": validation}
-    gate_inputs = (model, onnx, tokenizer_json, parameters, texts)
+    gate_inputs = (model, onnx, tokenizer_json, decoding, texts)
+    parameters = decoding.parameters()  # Triton config parameters are strings
     if torch_runtime:
         built = build_torch_step(model, checkpoint, load_config(checkpoint), ws.workdir / "torch")
-        entry["runtime"] = built.report()
-        entry["accuracy_gate"] = _gate(built.label(model), t5_steps(built, model), built.gate(model), *gate_inputs)
+        gate = _gate(built.label(model), t5_steps(built, model), built.gate(model), *gate_inputs)
         torch_files = TorchStepFiles(files=built.files, parameters=built.parameters)
         steps = {c: StepFiles(graph=g.graph) for c, g in graphs.items()}
         artifacts = Text2TextArtifacts(
             labels=model.labels, tokenizer_json=tokenizer_json, steps=steps, parameters=parameters, torch=torch_files
         )
         configs = write_text2text(ws.repository, model, options.target, artifacts, options.dynamic_batching)
-        return DeploymentBuild.from_configs(entry, configs, ws.repository, ())
+        return DeploymentBuild(
+            labels=tuple(model.labels), validation=validation, configs=tuple(configs), decoding=decoding,
+            runtime=TorchRuntime.from_dict(built.report(), model.name), accuracy_gate=gate,
+        )
     plans = plan_text2text(model, checkpoint, texts) if options.target is Target.GPU else {}
     compiled = compile_graphs(ws.compile_context(model, plans), graphs)
-    if compiled.report:
-        entry["engines"] = compiled.report
+    gate = None
     if compiled.candidates:
         label = f"{model.name} ({model.engine.precision[options.target].value})"
         with compiled.candidate_steps() as candidates:
             figures = _gate(label, candidates, compiled.gate(model), *gate_inputs)
-        entry["accuracy_gate"] = compiled.gate_entry(figures)
+        gate = compiled.gate_entry(figures)
     artifacts = Text2TextArtifacts(
         labels=model.labels, tokenizer_json=tokenizer_json, steps=compiled.steps, parameters=parameters
     )
     configs = write_text2text(ws.repository, model, options.target, artifacts, options.dynamic_batching)
-    return DeploymentBuild.from_configs(entry, configs, ws.repository, compiled.pending)
+    return DeploymentBuild(
+        labels=tuple(model.labels), validation=validation, configs=tuple(configs), decoding=decoding,
+        engines=compiled.engines, accuracy_gate=gate, pending=compiled.pending,
+    )
 
 
 def _gate(
@@ -97,24 +101,24 @@ def _gate(
     model: ModelSpec,
     onnx: dict[str, Path],
     tokenizer_json: Path,
-    parameters: dict[str, str],
+    decoding: T5Decoding,
     texts: list[str],
-) -> dict[str, Any]:
+) -> Text2TextGate:
     """The compiled steps (engines, INT8 graphs or PyTorch) against the FP32 ONNX graphs, through the decoding loop."""
     from tritonize.backends.t5_decoding import label_token_ids
     from tritonize.backends.tokenize_step import load_tokenizer
     from tritonize.engines.validate import ort_step, token_batches, validate_t5_steps
 
     log.info("%s: accuracy gate of the compiled steps against the FP32 ONNX graphs", name)
-    decoding = {k: int(v) for k, v in parameters.items()}
     tokenizer = load_tokenizer(str(tokenizer_json.parent), model.max_input_length)
-    return validate_t5_steps(
+    figures = validate_t5_steps(
         name,
         {c: ort_step(path) for c, path in onnx.items()},
         candidates,
-        token_batches(tokenizer_json, model, decoding["pad_token_id"], texts),
-        decoding,
+        token_batches(tokenizer_json, model, decoding.pad_token_id, texts),
+        decoding.ids(),
         label_token_ids(tokenizer, model.labels) if model.labels else [],
         max(model.generation.max_new_tokens, GATE_NEW_TOKENS),
         gate,
     )
+    return Text2TextGate.from_dict(figures, name)

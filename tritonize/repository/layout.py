@@ -15,12 +15,12 @@ from tritonize.backends.common import LABELS_FILE
 from tritonize.backends.onnx_runner import MODEL_FILE as ONNX_FILE
 from tritonize.backends.tokenize_step import TOKENIZER_FILE
 from tritonize.repository.artifacts import StepFiles
+from tritonize.repository.report import REPORT_FILE
 from tritonize.spec import Target
 
-__all__ = ["LABELS_FILE", "ONNX_FILE", "TOKENIZER_FILE"]  # re-exported: the backends own these names
+__all__ = ["LABELS_FILE", "ONNX_FILE", "REPORT_FILE", "TOKENIZER_FILE"]  # re-exported: the backends and the report own these
 
 VERSION = "1"
-REPORT_FILE = "build_report.json"
 PLAN_FILE = "model.plan"  # Triton's default file name for platform tensorrt_plan
 BUILD_INFO_FILE = "build_info.json"  # beside every engine: what built it (tritonize.engines.build_info)
 HELPER_PREFIX = "tritonize_backend_"  # helper modules sit beside model.py under this prefix

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tritonize.repository.layout import REPORT_FILE
+from tritonize.repository.report import report_path
 from tritonize.serving.probe import Prober, repository_deployments
 from tritonize.serving.status import default_status_file, read_status
 from tritonize.urls import http_base, port_of, without_scheme
@@ -41,7 +41,7 @@ def deployments_to_probe(
         return repository_deployments(repository)
     if status and status.get("deployments"):
         return sorted(status["deployments"])
-    return repository_deployments(DEFAULT_REPOSITORY) if (DEFAULT_REPOSITORY / REPORT_FILE).is_file() else []
+    return repository_deployments(DEFAULT_REPOSITORY) if report_path(DEFAULT_REPOSITORY).is_file() else []
 
 
 def health_report(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tritonize.errors import ServerError
-from tritonize.repository.layout import REPORT_FILE
+from tritonize.repository.report import ReportError, read_report
 from tritonize.triton_facts import unhealthy_instance
 from tritonize.urls import http_base
 
@@ -50,12 +50,10 @@ def repository_deployments(repository: Path) -> list[str]:
     Raises:
         ServerError: the repository has no readable ``build_report.json``.
     """
-    path = Path(repository) / REPORT_FILE
     try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-        return sorted(report["models"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ServerError(f"{path}: cannot read the deployments of this repository ({exc}); pass them by name") from exc
+        return read_report(Path(repository)).deployments()
+    except ReportError as exc:
+        raise ServerError(f"cannot read the deployments of this repository: {exc}; pass them by name") from exc
 
 
 class Prober:

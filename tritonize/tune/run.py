@@ -103,12 +103,15 @@ def spec_file(path: Path | None) -> Path:
 
 
 def _repository_target(repository: Path, deployment: str) -> Target:
-    from tritonize.bench.repositories import read_report
+    from tritonize.repository.report import ReportError, read_report
 
-    report = read_report(repository)
-    if deployment not in report.get("models", {}):
+    try:
+        report = read_report(repository)
+    except ReportError as exc:
+        raise TuneError(f"{exc} (build it: tritonize build --model {deployment})") from exc
+    if deployment not in report.models:
         raise TuneError(f"{repository} has no deployment {deployment!r} (build it: tritonize build --model {deployment})")
-    return Target(report.get("target", Target.EMBEDDED.value))
+    return report.target
 
 
 def _check_steps(space: SearchSpace, repository: Path, remote: bool) -> None:
