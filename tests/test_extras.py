@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tritonize"
 # what they bring (gevent and grpc come with locust / tritonclient[grpc]), what Triton's Python
 # backend provides, and TensorRT (from NVIDIA's images; engine builds say so).
 NOT_FROM_AN_EXTRA = {
-    "numpy", "tokenizers", "onnxruntime", "tritonclient", "google", "pytriton", "gevent", "grpc",
+    "numpy", "tokenizers", "onnxruntime", "tritonclient", "google", "pytriton", "psutil", "gevent", "grpc",
     "triton_python_backend_utils", "tensorrt",
 }  # fmt: skip
 
@@ -45,8 +45,8 @@ def test_every_optional_module_tritonize_imports_maps_to_an_extra():
     assert optional >= {"torch", "transformers", "locust", "yaml"}
     unmapped = {module for module in optional if extra_for(module) is None}
     assert not unmapped, f"imported, but no extra in pyproject.toml installs them: {sorted(unmapped)}"
-    assert (extra_for("transformers.models"), extra_for("yaml"), extra_for("psutil")) == ("export", "deploy", "loadtest")
-    assert extra_for("numpy") is None  # a base dependency
+    assert (extra_for("transformers.models"), extra_for("yaml"), extra_for("ml_dtypes")) == ("export", "deploy", "export")
+    assert extra_for("numpy") is None and extra_for("psutil") is None  # base dependencies
 
 
 def test_missing_extra_names_the_extra_and_command_in_one_line():

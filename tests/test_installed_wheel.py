@@ -31,7 +31,7 @@ from conftest import loopback_config
 from tritonize.corpus import EMOTION_LABELS
 from tritonize.demo.sentences import SENTENCES
 
-pytestmark = [pytest.mark.slow, pytest.mark.triton]
+pytestmark = [pytest.mark.long, pytest.mark.slow, pytest.mark.triton]
 
 ROOT = Path(__file__).resolve().parents[1]
 WHEELHOUSE_ENV = "TRITONIZE_WHEELHOUSE"
