@@ -13,7 +13,7 @@ On the same texts, one process measures (sequences per second), by row set:
   Runtime in-process, on the same texts: what serving adds around the engine.
 
 Client, server and baselines share the machine's cores, as they would on one host: compare
-the ratios measured in one run, not absolute numbers across runs (see docs/PERFORMANCE.md).
+the ratios measured in one run, not absolute numbers across runs (docs/performance.md).
 
 Modules by role: :mod:`~tritonize.bench.rows` (typed row keys), :mod:`~tritonize.bench.cpu`
 (CPU share), :mod:`~tritonize.bench.drivers` (load generators), :mod:`~tritonize.bench.baselines`,

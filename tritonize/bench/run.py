@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from tritonize.bench import baselines, drivers
+import tritonize.bench.baselines as baselines
+import tritonize.bench.drivers as drivers
 from tritonize.bench.baselines import BenchError
 from tritonize.bench.cpu import measure
 from tritonize.bench.goals import evaluate_goals

@@ -2,9 +2,9 @@
 
 Dynamic quantization (QInt8 weights, activations quantized per batch at run time) needs no
 calibration data. It is applied to the plain export: quantizing an offline-fused graph failed
-(shape inference lost the MatMul output types; see PERFORMANCE.md), while ONNX Runtime fuses the
-quantized graph itself when it loads it. Measured here on the full DistilBERT: about 2.5x FP32
-with AVX-512 VNNI, 1.5x on AVX2 only. Accuracy is checked by the build's gate, never assumed.
+(shape inference lost the MatMul output types), while ONNX Runtime fuses the quantized graph
+itself when it loads it. On the full DistilBERT it ran about 2.5x FP32 with AVX-512 VNNI and 1.5x
+on AVX2 only (docs/benchmarks.md). Accuracy is checked by the build's gate, never assumed.
 """
 
 from __future__ import annotations
