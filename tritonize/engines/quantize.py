@@ -3,8 +3,8 @@
 Dynamic quantization (QInt8 weights, activations quantized per batch at run time) needs no
 calibration data. It is applied to the plain export: quantizing an offline-fused graph failed
 (shape inference lost the MatMul output types), while ONNX Runtime fuses the quantized graph
-itself when it loads it. On the full DistilBERT it ran about 2.5x FP32 with AVX-512 VNNI and 1.5x
-on AVX2 only (docs/benchmarks.md). Accuracy is checked by the build's gate, never assumed.
+itself when it loads it. How much faster it is depends on the CPU (VNNI
+instructions help most): ``tritonize bench`` measures its INT8 rows against FP32 in one run. Accuracy is checked by the build's gate, never assumed.
 """
 
 from __future__ import annotations
