@@ -33,7 +33,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TRITONIZE = str(Path(sys.executable).with_name("tritonize"))
-SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
 READY_TIMEOUT_S = 900.0  # full-size T5 stubs load ONNX Runtime sessions; slow on a busy machine
 
 
@@ -52,30 +51,23 @@ DEPLOYMENTS = (
 
 
 def machine() -> dict:
-    """``lscpu``'s model name, cores and the SIMD flags inference cares about; memory; kernel."""
+    """CPU model, cores, SIMD flags, GPUs, Python and kernel (as every measurement records them), plus
+    memory and a word on sharing: the soak's resource figures are read against both."""
     import psutil
 
-    fields = {}
-    for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines():
-        key, _, value = line.partition(":")
-        fields[key.strip()] = value.strip()
-    flags = set(fields.get("Flags", "").split())
+    from tritonize.provenance import provenance
+
     return {
-        "cpu_model": fields.get("Model name"),
-        "cpus": int(fields.get("CPU(s)", "0") or 0),
-        "threads_per_core": fields.get("Thread(s) per core"),
-        "simd_flags": [f for f in SIMD_FLAGS if f in flags],
+        **provenance()["machine"],
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "kernel": os.uname().release,
         "shared": "other engineers' jobs ran on the same cores during the run (see load_average)",
     }
 
 
 def git_commit() -> dict:
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+    from tritonize.provenance import provenance
 
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    return provenance()["git"]
 
 
 class LoadAverage:

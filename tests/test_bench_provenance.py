@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from tritonize.bench import BenchResult
-from tritonize.bench.provenance import provenance
 from tritonize.bench.report import write_result
+from tritonize.provenance import provenance
 
 
 def test_provenance_names_date_machine_command_and_commit_when_read_in_a_checkout() -> None:

@@ -17,7 +17,6 @@ from tritonize.bench.baselines import BenchError
 from tritonize.bench.cpu import measure
 from tritonize.bench.goals import evaluate_goals
 from tritonize.bench.gpu import GpuSampler
-from tritonize.bench.provenance import provenance
 from tritonize.bench.report import write_result
 from tritonize.bench.repositories import (
     Deployments,
@@ -30,6 +29,7 @@ from tritonize.bench.repositories import (
 )
 from tritonize.bench.rows import BenchResult, Load, Measurement, RowKey, RowPath, best_rows, latency_fields
 from tritonize.demo import SIZES
+from tritonize.provenance import provenance
 from tritonize.repository.report import REPORT_FILE, ClassifierGate, report_path
 from tritonize.urls import PROTOCOLS
 

@@ -60,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tritonize.bench import BenchConfig, run_bench, to_markdown
-    from tritonize.bench.provenance import typed_command
+    from tritonize.provenance import typed_command
 
     config = BenchConfig(
         demo=args.demo,

@@ -71,6 +71,8 @@ class TuneSummary:
     configs: tuple[TriedConfig, ...]
     chosen: str | None
     context: dict[str, Any] = field(default_factory=dict)
+    command: str | None = None  # as typed (tritonize.provenance): the page of results cites it
+    git: dict[str, Any] = field(default_factory=dict)  # the tritonize commit the search ran
 
     def config(self, name: str) -> TriedConfig:
         for tried in self.configs:

@@ -19,6 +19,7 @@ repository; neither does this: the only file it may change is the spec, with ``w
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from tritonize.errors import TritonizeError, TuneError
+from tritonize.provenance import provenance, typed_command
 from tritonize.spec import DEFAULT_SPEC, Target, load_spec
 from tritonize.tune.analyzer_config import Endpoints, LocalLaunch, Measurement, Paths, RemoteLaunch, analyzer_config
 from tritonize.tune.results import TuneSummary, summarize, write_summary
@@ -289,6 +291,7 @@ def run_tune(options: TuneOptions, log: Log = logger.info) -> TuneResult:
     _run_model_analyzer(paths.config_file, env, paths, options.timeout_s, log)
     context = _context(options, space, pa_version, launch_mode, load_start)
     summary = summarize(space, paths.export, paths.variants, options.latency_budget_ms, context)
+    summary = dataclasses.replace(summary, command=typed_command(), git=provenance()["git"])
     files = write_summary(summary, out)
     if summary.chosen is None:
         why = f"met the latency budget of {options.latency_budget_ms:g} ms" if options.latency_budget_ms else "was measured"

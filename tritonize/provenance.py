@@ -1,4 +1,4 @@
-"""Where, when and from which code a bench ran.
+"""Where, when and from which code a measurement ran (`tritonize bench`, `tritonize tune`).
 
 A throughput figure means nothing without the machine, the exact command and the commit that
 produced it; the JSON carries them so the performance page renders them instead of someone
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]  # the checkout, when tritonize runs from one
 
 
 def _cpu() -> dict[str, Any]:
