@@ -43,6 +43,8 @@ def _machine_text(machine: Any) -> str:
 
 
 def _commit_text(git: dict | None) -> str:
+    if git and not git.get("commit") and git.get("note"):
+        return str(git["note"])
     if not git or not git.get("commit"):
         return NOT_RECORDED
     return f"`{git['commit'][:12]}`" + (" (with uncommitted changes)" if git.get("dirty") else "")
