@@ -23,7 +23,6 @@ import dataclasses
 import json
 import logging
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -234,7 +233,7 @@ def _context(options: TuneOptions, space: SearchSpace, pa_version: str, launch: 
         analyzer = "unknown"
     return {
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
-        "machine": f"{_cpu_model()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}",
+        "machine": provenance()["machine"],  # CPU model and SIMD flags, cores, GPUs: what the figures depend on
         "load_average_start": round(load_start, 2),  # other work on the machine competes with the measurement
         "load_average_end": round(os.getloadavg()[0], 2),
         "model_analyzer": analyzer,
@@ -245,16 +244,6 @@ def _context(options: TuneOptions, space: SearchSpace, pa_version: str, launch: 
         "max_concurrency": options.measurement.max_concurrency,
         "protocol": options.measurement.protocol,
     }
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def run_tune(options: TuneOptions, log: Log = logger.info) -> TuneResult:
