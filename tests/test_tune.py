@@ -34,7 +34,10 @@ def _tools() -> Path:
 
 
 def _snapshot(repository: Path) -> dict[str, str]:
-    return {str(p.relative_to(repository)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(repository.rglob("*")) if p.is_file()}
+    """Every file of the repository but Python's bytecode caches, which any Triton that loads the
+    Python models writes beside them (the session server's included): those are not tune's doing."""
+    files = (p for p in sorted(repository.rglob("*")) if p.is_file() and "__pycache__" not in p.parts)
+    return {str(p.relative_to(repository)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 @pytest.fixture(scope="module")
