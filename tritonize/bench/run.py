@@ -50,6 +50,29 @@ RUNTIMES = ("torch-cuda", "torch-cpu")
 Log = Callable[[str], None]
 
 
+# Options left unset take these (--quick, full run): texts, open-loop seconds, saturation seconds, passes.
+RUN_SIZES: dict[str, tuple[float, float]] = {
+    "texts": (48, 240),
+    "half_load_s": (3.0, 15.0),
+    "saturation_s": (2.0, 8.0),
+    "passes": (1, 2),
+}
+
+
+class _RunSize:
+    """A run size read from its option: the value given, or when unset its ``--quick`` / full-run
+    default from :data:`RUN_SIZES` (one rule for every size, instead of one property each)."""
+
+    def __init__(self, option: str) -> None:
+        self.option = option
+
+    def __get__(self, config: Any, owner: type | None = None) -> Any:
+        if config is None:
+            return self
+        quick, full = RUN_SIZES[self.option]
+        return getattr(config, self.option) or (quick if config.quick else full)
+
+
 @dataclass(frozen=True, kw_only=True)
 class BenchConfig:
     """What to measure. ``repository`` + ``http_url``/``grpc_url`` reuse a running server.
@@ -108,21 +131,10 @@ class BenchConfig:
         if self.runtime is not None and self.repository is not None:
             raise BenchError("--runtime builds the repository it measures: leave out --repository")
 
-    @property
-    def n_texts(self) -> int:
-        return self.texts or (48 if self.quick else 240)
-
-    @property
-    def open_loop_s(self) -> float:
-        return self.half_load_s or (3.0 if self.quick else 15.0)
-
-    @property
-    def saturation_seconds(self) -> float:
-        return self.saturation_s or (2.0 if self.quick else 8.0)
-
-    @property
-    def n_passes(self) -> int:
-        return self.passes or (1 if self.quick else 2)
+    n_texts = _RunSize("texts")
+    open_loop_s = _RunSize("half_load_s")
+    saturation_seconds = _RunSize("saturation_s")
+    n_passes = _RunSize("passes")
 
     @property
     def row_set(self) -> str:

@@ -121,7 +121,17 @@ class GateThresholds(_Record):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ClassifierGate(_Record):
+class _GateFigures(_Record):
+    """What every accuracy gate records beside its figures: the thresholds, and whether ONNX Runtime
+    stood in for the engines."""
+
+    gate: GateThresholds = doc("the thresholds applied")
+    rehearsed: bool = doc("ONNX Runtime stood in for the engines (``--rehearse``)", False)
+    note: str | None = doc("what a rehearsed gate is and is not", None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassifierGate(_GateFigures):
     """The compiled model step (engine, INT8 graph or PyTorch) against the FP32 ONNX: logits."""
 
     max_abs_diff: float = doc("max |compiled - FP32| of the logits")
@@ -131,13 +141,10 @@ class ClassifierGate(_Record):
     max_prob_diff: float = doc("max |compiled - FP32| of the label probabilities")
     num_texts: int = doc("texts gated")
     num_batches: int = doc("batches they were sent in")
-    gate: GateThresholds = doc("the thresholds applied")
-    rehearsed: bool = doc("ONNX Runtime stood in for the engines (``--rehearse``)", False)
-    note: str | None = doc("what a rehearsed gate is and is not", None)
 
 
 @dataclass(frozen=True, kw_only=True)
-class Text2TextGate(_Record):
+class Text2TextGate(_GateFigures):
     """The compiled T5 steps against the FP32 ONNX graphs, through the greedy decoding loop."""
 
     encoder_max_abs_diff: float = doc("max |compiled - FP32| of the encoder states at attended positions")
@@ -146,9 +153,6 @@ class Text2TextGate(_Record):
     label_prob_max_diff: float = doc("max |compiled - FP32| of the label scores' probabilities")
     num_texts: int = doc("texts gated")
     max_new_tokens: int = doc("tokens generated per text")
-    gate: GateThresholds = doc("the thresholds applied")
-    rehearsed: bool = doc("ONNX Runtime stood in for the engines (``--rehearse``)", False)
-    note: str | None = doc("what a rehearsed gate is and is not", None)
 
 
 AccuracyGate = ClassifierGate | Text2TextGate  # a runtime value: _load and json_schema read it
