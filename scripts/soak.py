@@ -55,19 +55,19 @@ def machine() -> dict:
     memory and a word on sharing: the soak's resource figures are read against both."""
     import psutil
 
-    from tritonize.provenance import provenance
+    from tritonize import provenance
 
     return {
-        **provenance()["machine"],
+        **provenance.machine(),
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "shared": "other engineers' jobs ran on the same cores during the run (see load_average)",
     }
 
 
 def git_commit() -> dict:
-    from tritonize.provenance import provenance
+    from tritonize.provenance import git_state
 
-    return provenance()["git"]
+    return git_state()
 
 
 class LoadAverage:

@@ -47,7 +47,7 @@ def _gpu() -> list[str]:
     return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
 
 
-def _git() -> dict[str, Any]:
+def git_state() -> dict[str, Any]:
     """The commit and whether tracked files differed from it; ``None`` outside a checkout (an installed wheel)."""
 
     def git(*args: str) -> subprocess.CompletedProcess[str]:
@@ -65,13 +65,18 @@ def _git() -> dict[str, Any]:
         return {"commit": None, "dirty": None}
 
 
+def machine() -> dict[str, Any]:
+    """CPU model, cores and SIMD flags, GPUs, Python and kernel: what a measured figure depends on."""
+    return {**_cpu(), "gpus": _gpu(), "python": platform.python_version(), "kernel": platform.release()}
+
+
 def provenance(command: str | None = None) -> dict[str, Any]:
     """Date (UTC), machine, the command as typed (``None`` when called from Python) and the git commit."""
     return {
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {**_cpu(), "gpus": _gpu(), "python": platform.python_version(), "kernel": platform.release()},
+        "machine": machine(),
         "command": command,
-        "git": _git(),
+        "git": git_state(),
     }
 
 

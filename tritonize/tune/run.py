@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from tritonize.errors import TritonizeError, TuneError
-from tritonize.provenance import provenance, typed_command
+from tritonize.provenance import git_state, machine, typed_command
 from tritonize.spec import DEFAULT_SPEC, Target, load_spec
 from tritonize.tune.analyzer_config import Endpoints, LocalLaunch, Measurement, Paths, RemoteLaunch, analyzer_config
 from tritonize.tune.results import TuneSummary, summarize, write_summary
@@ -233,7 +233,7 @@ def _context(options: TuneOptions, space: SearchSpace, pa_version: str, launch: 
         analyzer = "unknown"
     return {
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
-        "machine": provenance()["machine"],  # CPU model and SIMD flags, cores, GPUs: what the figures depend on
+        "machine": machine(),  # CPU model and SIMD flags, cores, GPUs: what the figures depend on
         "load_average_start": round(load_start, 2),  # other work on the machine competes with the measurement
         "load_average_end": round(os.getloadavg()[0], 2),
         "model_analyzer": analyzer,
@@ -280,7 +280,7 @@ def run_tune(options: TuneOptions, log: Log = logger.info) -> TuneResult:
     _run_model_analyzer(paths.config_file, env, paths, options.timeout_s, log)
     context = _context(options, space, pa_version, launch_mode, load_start)
     summary = summarize(space, paths.export, paths.variants, options.latency_budget_ms, context)
-    summary = dataclasses.replace(summary, command=typed_command(), git=provenance()["git"])
+    summary = dataclasses.replace(summary, command=typed_command(), git=git_state())
     files = write_summary(summary, out)
     if summary.chosen is None:
         why = f"met the latency budget of {options.latency_budget_ms:g} ms" if options.latency_budget_ms else "was measured"
