@@ -62,7 +62,8 @@ def _full_report() -> BuildReport:
         decoding=T5Decoding(pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, num_decoder_layers=2),
         runtime=TorchRuntime(runtime="torch-cpu", device="cpu", model_class="T5ForConditionalGeneration",
                              cuda_graphs=False, plans={"encoder": {"precision": "fp32"}}, files=("config.json",)),
-        accuracy_gate=Text2TextGate(encoder_max_abs_diff=0.0, token_agreement=1.0, sequence_agreement=1.0,
+        accuracy_gate=Text2TextGate(encoder_max_abs_diff=0.0, token_agreement=1.0, token_strict_agreement=0.99,
+                                    token_ties=1, sequence_agreement=1.0,
                                     label_prob_max_diff=0.0, num_texts=8, max_new_tokens=4, gate=GATE),
     )
     return dataclasses.replace(base, demo="tiny", rehearsal="rehearsal", models={"cls": cls, "t5": t5})

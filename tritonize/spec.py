@@ -264,13 +264,13 @@ class GateSpec:
         lambda: dict(_DEFAULT_ENGINE_TOLERANCE), "per precision, max |engine - FP32 ONNX| the accuracy gate accepts"
     )
     min_agreement: float = _field(
-        0.99, "top-1 (classifier) / greedy-token (T5) agreement with FP32 a faster graph must keep"
+        0.99, "top-1 (classifier) / teacher-forced greedy-token (T5) agreement with FP32 a faster graph must keep"
     )
     max_prob_diff: float | None = _field(None, "optional bound on max |probability - FP32 probability|")
     tie_margin: float = _field(
         0.01,
-        "classifier gate: a top-1 change where FP32 rated the new class within this probability of its own best "
-        "counts as a tie, not a disagreement (strict agreement is reported beside it)",
+        "a changed top-1 label (classifier) or token (T5, teacher-forced) that FP32 rated within this probability "
+        "of its own choice counts as a tie, not a disagreement (strict agreement is reported beside it)",
     )
 
     def rules(self) -> list[Rule]:

@@ -14,8 +14,10 @@ Reported per deployment:
 * T5: max |encoder output - FP32| over the tokens the decoder attends to (padding positions
   are masked out of cross-attention, so no served result depends on them, and reduced
   precision moves them most: BF16 on the tiny flan-T5 demo, 0.06 on tokens, 1.7 on padding),
-  greedy-decoding token agreement (and exact sequences) through the served decoding loop,
-  label-scoring probability difference when it has labels.
+  token agreement through the served decoding loop under teacher forcing (FP32's greedy tokens
+  fed to both, each position one decision; ties within ``tie_margin`` excused, strict agreement
+  beside it), exact free-running sequences as served, label-scoring probability difference
+  when it has labels.
 
 Both sides are step callables ``(inputs, outputs) -> outputs``: ONNX Runtime for the reference;
 for the candidate a profiled step (:mod:`tritonize.engines.runners`: the TensorRT engine, or its
@@ -46,7 +48,7 @@ BATCH_SIZES = (1, 3, 8, 5)  # cycled, each at most max_batch_size; none is a typ
 
 @dataclass(frozen=True, kw_only=True)
 class Gate:
-    """What a faster graph must keep: ``min_agreement`` (top-1 / greedy tokens; classifier ties
+    """What a faster graph must keep: ``min_agreement`` (top-1 / teacher-forced greedy tokens; ties
     within ``tie_margin`` excused), and optionally ``tolerance`` (max |output - FP32 output|) and
     ``max_prob_diff`` (max |probability - FP32|)."""
 
@@ -181,6 +183,97 @@ def _decode(steps: dict[str, Step], batch: dict, decoding: dict[str, int], max_n
     return hidden, tokens
 
 
+def forced_program(
+    encoder_hidden_states: np.ndarray,
+    attention_mask: np.ndarray,
+    forced: Sequence[Sequence[int]],
+    start_id: int,
+    num_layers: int,
+) -> t5_decoding.Program:
+    """The served decoding loop (decoder, then decoder_with_past on the KV cache) fed ``forced``
+    tokens instead of its own choices; returns per row the next-token probabilities at each of
+    its forced positions (position p: given ``forced[row][:p]``).
+
+    Why teacher forcing: in free-running greedy decoding one flipped near-tie changes every later
+    input, so the tokens after it compare two different prefixes and measure nothing about the
+    numerics. Fed the same prefix, each position is one decision of the compiled steps against
+    FP32's, still through both engines (decoder, decoder_with_past) and the cache as served.
+    """
+    hidden = np.asarray(encoder_hidden_states)
+    rows = hidden.shape[0]
+    probs: list[list[np.ndarray]] = [[] for _ in range(rows)]
+    mask = np.asarray(attention_mask)
+    first = yield t5_decoding.StepCall(
+        t5_decoding.DECODER,
+        {
+            "input_ids": np.full((rows, 1), start_id, dtype=np.int64),
+            "encoder_attention_mask": mask,
+            "encoder_hidden_states": hidden,
+        },
+        ["logits", *t5_decoding.kv_names("present", num_layers)],
+    )
+    cache = {
+        name.replace("present", "past_key_values", 1): np.asarray(first[name])
+        for name in t5_decoding.kv_names("present", num_layers)
+    }
+    self_names = t5_decoding.kv_names("present", num_layers, ("decoder",))
+    active, logits, position = np.arange(rows), np.asarray(first["logits"])[:, -1], 0
+    while True:
+        for row, row_probs in zip(active, softmax(logits.astype(np.float64))):
+            probs[row].append(row_probs)
+        position += 1
+        keep = np.array([len(forced[row]) > position for row in active])
+        if not keep.any():
+            return probs
+        if not keep.all():
+            active, mask = active[keep], mask[keep]
+            cache = {k: v[keep] for k, v in cache.items()}
+        tokens = np.array([[forced[row][position - 1]] for row in active], dtype=np.int64)
+        out = yield t5_decoding.StepCall(
+            t5_decoding.DECODER_WITH_PAST,
+            {"input_ids": tokens, "encoder_attention_mask": mask, **cache},
+            ["logits", *self_names],
+        )
+        for name in self_names:
+            cache[name.replace("present", "past_key_values", 1)] = np.asarray(out[name])
+        logits = np.asarray(out["logits"])[:, -1]
+
+
+def forced_probabilities(
+    steps: dict[str, Step], hidden: np.ndarray, batch: dict, forced: Sequence[Sequence[int]], decoding: dict[str, int]
+) -> list[list[np.ndarray]]:
+    """:func:`forced_program` driven by ``steps``."""
+    program = forced_program(
+        hidden, batch["attention_mask"], forced, decoding["decoder_start_token_id"], decoding["num_decoder_layers"]
+    )
+    return t5_decoding.run_program(
+        program, {t5_decoding.DECODER: steps["decoder"], t5_decoding.DECODER_WITH_PAST: steps["decoder_with_past"]}
+    )
+
+
+def token_changes(
+    tokens: Sequence[Sequence[int]],
+    expected: Sequence[Sequence[np.ndarray]],
+    actual: Sequence[Sequence[np.ndarray]],
+    tie_margin: float,
+) -> tuple[int, int, int]:
+    """(positions, disagreements, ties) of FP32's ``tokens`` against the compiled steps' choices
+    under teacher forcing: a tie when FP32's probability of the compiled choice is within
+    ``tie_margin`` of FP32's probability of its own token (the classifier gate's rule, per token)."""
+    positions = disagree = ties = 0
+    for want_row, ours, theirs in zip(tokens, expected, actual):
+        for want, fp32, got in zip(want_row, ours, theirs):
+            positions += 1
+            choice = int(got.argmax())
+            if choice == want:
+                continue
+            if fp32[want] - fp32[choice] <= tie_margin:
+                ties += 1
+            else:
+                disagree += 1
+    return positions, disagree, ties
+
+
 def validate_t5_steps(
     name: str,
     reference: dict[str, Step],
@@ -193,31 +286,37 @@ def validate_t5_steps(
 ) -> dict[str, Any]:
     """Encoder outputs, greedy decoding and label scoring of ``candidate`` vs ``reference``.
 
-    ``decoding`` holds eos_token_id, decoder_start_token_id, num_decoder_layers, pad_token_id.
-    Raises ValidationError listing every failure.
+    Token agreement is taken under teacher forcing (:func:`forced_program`): each of FP32's greedy
+    tokens against the candidate's choice after the same prefix, ties within ``gate.tie_margin``
+    excused. Free-running greedy decoding of the candidate, as served, gives the exact-sequence
+    agreement beside it. ``decoding`` holds eos_token_id, decoder_start_token_id,
+    num_decoder_layers, pad_token_id. Raises ValidationError listing every failure.
     """
     failures: list[str] = []
-    hidden_diff, prob_diff, same_tokens, tokens_total, same_rows, rows = 0.0, 0.0, 0, 0, 0, 0
+    hidden_diff, prob_diff, positions, disagree, ties, same_rows, rows = 0.0, 0.0, 0, 0, 0, 0, 0
     for i, batch in enumerate(batches):
         ref_hidden, ref_tokens = _decode(reference, batch, decoding, max_new_tokens)
         hidden, tokens = _decode(candidate, batch, decoding, max_new_tokens)
         where = f"batch {i} encoder output"
         hidden_diff = max(hidden_diff, _attended_diff(where, ref_hidden, hidden, batch["attention_mask"], failures))
-        for want, got in zip(ref_tokens, tokens):
-            tokens_total += len(want)
-            same_tokens += sum(a == b for a, b in zip(want, got))
-            same_rows += int(want == got)
+        expected = forced_probabilities(reference, ref_hidden, batch, ref_tokens, decoding)
+        actual = forced_probabilities(candidate, hidden, batch, ref_tokens, decoding)
+        counted = token_changes(ref_tokens, expected, actual, gate.tie_margin)
+        positions, disagree, ties = positions + counted[0], disagree + counted[1], ties + counted[2]
+        same_rows += sum(want == got for want, got in zip(ref_tokens, tokens))
         rows += len(ref_tokens)
         if label_ids:
             args = (batch["attention_mask"], label_ids, decoding["decoder_start_token_id"], decoding["pad_token_id"])
             want = t5_decoding.score_labels(reference["decoder"], ref_hidden, *args)
             got = t5_decoding.score_labels(candidate["decoder"], hidden, *args)
             prob_diff = max(prob_diff, _max_diff(f"batch {i} label probabilities", want, got, failures))
-    agreement = same_tokens / tokens_total if tokens_total else 0.0
+    agreement = (positions - disagree) / positions if positions else 0.0
     gate.check(name, hidden_diff, agreement, prob_diff, "encoder output", failures)
     return {
         "encoder_max_abs_diff": hidden_diff,
         "token_agreement": agreement,
+        "token_strict_agreement": (positions - disagree - ties) / positions if positions else 0.0,
+        "token_ties": ties,
         "sequence_agreement": same_rows / rows if rows else 0.0,
         "label_prob_max_diff": prob_diff,
         "num_texts": rows,

@@ -41,7 +41,9 @@ from tritonize.spec import Precision, Target, Task
 # 1: the untyped report (no ``report_version`` key, free-text engine statuses, T5 ids absent).
 # 2: this module: ``report_version``, engine statuses as EngineStatus values, ``decoding`` ids as ints,
 #    unset optional fields left out (no ``null``s).
-REPORT_VERSION = 2
+# 3: the text2text gate's token agreement is taken under teacher forcing, with ties (token_strict_agreement,
+#    token_ties beside it).
+REPORT_VERSION = 3
 REPORT_FILE = "build_report.json"  # at the repository root
 
 JsonObject = dict[str, Any]  # a JSON object whose format another module owns
@@ -115,7 +117,9 @@ class GateThresholds(_Record):
     """The spec's accuracy gate as applied (``tolerance``: of the loosest precision compiled)."""
 
     min_agreement: float = doc("least top-1 (classifier) or token (text2text) agreement with FP32")
-    tie_margin: float = doc("a changed top-1 whose FP32 probability is this close to FP32's best counts as a tie")
+    tie_margin: float = doc(
+        "a changed top-1 label or token whose FP32 probability is this close to FP32's choice counts as a tie"
+    )
     tolerance: float | None = doc("largest output difference allowed; absent when only agreement is gated", None)
     max_prob_diff: float | None = doc("largest probability difference allowed, if any", None)
 
@@ -148,8 +152,13 @@ class Text2TextGate(_GateFigures):
     """The compiled T5 steps against the FP32 ONNX graphs, through the greedy decoding loop."""
 
     encoder_max_abs_diff: float = doc("max |compiled - FP32| of the encoder states at attended positions")
-    token_agreement: float = doc("share of generated tokens equal to FP32's")
-    sequence_agreement: float = doc("share of texts whose whole generated sequence equals FP32's")
+    token_agreement: float = doc(
+        "share of FP32's generated tokens the compiled steps choose after the same prefix (teacher forcing); "
+        "ties within gate.tie_margin count as agreeing"
+    )
+    token_strict_agreement: float = doc("the same, ties counted as disagreeing")
+    token_ties: int = doc("changed tokens excused as ties")
+    sequence_agreement: float = doc("share of texts whose free-running generated sequence equals FP32's")
     label_prob_max_diff: float = doc("max |compiled - FP32| of the label scores' probabilities")
     num_texts: int = doc("texts gated")
     max_new_tokens: int = doc("tokens generated per text")
