@@ -8,6 +8,7 @@ from conftest_export import one_thread, tiny_t5_export  # noqa: F401
 from tritonize.engines.plan import EnginePlan, engine_plan
 from tritonize.engines.precision import (
     INDEX_MATH,
+    LOGITS_PROJECTION,
     RESIDUAL_ADD,
     T5_ISLANDS,
     T5_LAYER_NORM,
@@ -115,12 +116,14 @@ def test_family_of_demo_configs_at_real_sizes():
     [
         (Family.ENCODER, "model", Precision.FP16, (9, 0), Precision.FP16, ()),
         (Family.T5, "encoder", Precision.FP16, (9, 0), Precision.FP16, T5_ISLANDS),
-        (Family.T5, "decoder_with_past", Precision.FP16, (7, 5), Precision.FP16, T5_ISLANDS),
+        (Family.T5, "decoder_with_past", Precision.FP16, (7, 5), Precision.FP16, (*T5_ISLANDS, LOGITS_PROJECTION)),
         (Family.T5_WIDE, "encoder", Precision.FP16, (9, 0), Precision.FP32, ()),
-        (Family.T5_WIDE, "decoder", Precision.FP16, (9, 0), Precision.FP16, T5_ISLANDS),
+        (Family.T5_WIDE, "decoder", Precision.FP16, (9, 0), Precision.FP16, (*T5_ISLANDS, LOGITS_PROJECTION)),
         (Family.T5_GATED, "encoder", Precision.BF16, (8, 0), Precision.BF16, (T5_LAYER_NORM, INDEX_MATH)),
         (Family.T5_GATED, "encoder", Precision.BF16, (7, 5), Precision.FP32, ()),
-        (Family.T5_WIDE, "decoder", Precision.BF16, None, Precision.BF16, (T5_LAYER_NORM, INDEX_MATH)),
+        (Family.T5_WIDE, "decoder", Precision.BF16, None, Precision.BF16, (T5_LAYER_NORM, INDEX_MATH, LOGITS_PROJECTION)),
+        (Family.T5_GATED, "decoder_with_past", Precision.BF16, (9, 0), Precision.BF16,
+         (T5_LAYER_NORM, INDEX_MATH, LOGITS_PROJECTION)),
         (Family.ENCODER, "model", Precision.BF16, (9, 0), Precision.BF16, ()),
         (Family.ENCODER, "model", Precision.FP32, (9, 0), Precision.FP32, ()),
     ],
@@ -160,7 +163,9 @@ def test_engine_plan_round_trips_through_dict_and_resolves_for_gpu():
 def test_fp32_islands_are_found_in_exported_tiny_t5_graphs(demo):
     """Every T5 layer norm (2 per encoder block + final, 3 per decoder block + final) and every
     residual add is found; gated GELU's x**3 is not mistaken for a layer norm; the one relative
-    position bucket computation (first block's self-attention) is found from its int64 cast."""
+    position bucket computation (first block's self-attention) is found from its int64 cast; the
+    decoders' logits come from one MatMul on the vocabulary, whose input T5 v1.0 (tied
+    embeddings) first rescales by a scalar Mul; the encoder has no logits."""
     import onnx
 
     exported = tiny_t5_export(demo)
@@ -172,7 +177,7 @@ def test_fp32_islands_are_found_in_exported_tiny_t5_graphs(demo):
     for component, path in exported.paths.items():
         model = onnx.load(str(path))
         by_name = {n.name: n for n in model.graph.node}
-        found = fp32_nodes(model, T5_ISLANDS)
+        found = fp32_nodes(model, (*T5_ISLANDS, LOGITS_PROJECTION))
         ops = [by_name[n].op_type for n in found[T5_LAYER_NORM]]
         for op in ("Pow", "ReduceMean", "Sqrt", "Div"):
             assert ops.count(op) == norms[component], (component, op)
@@ -180,6 +185,12 @@ def test_fp32_islands_are_found_in_exported_tiny_t5_graphs(demo):
         assert len(found[RESIDUAL_ADD]) == residuals[component], component
         buckets = [by_name[n].op_type for n in found[INDEX_MATH]]
         assert buckets.count("Log") == 1 and buckets.count("Cast") == 2, (component, buckets)  # float in, int out
+        projection = [by_name[n].op_type for n in found[LOGITS_PROJECTION]]
+        if component == "encoder":
+            assert projection == []
+        else:
+            assert projection == (["MatMul"] if demo.startswith("flan") else ["MatMul", "Mul"]), (component, projection)
+            assert by_name[found[LOGITS_PROJECTION][0]].output[0] == "logits"
 
 
 def test_fp32_nodes_rejects_unknown_pattern():

@@ -77,12 +77,18 @@ def test_spec_places_torch_cuda_instances_on_named_gpus_when_the_server_has_them
 # -- plans and the device -------------------------------------------------------------------------
 
 
+def _t5_plans(precision: str, islands: tuple[str, ...]) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """The encoder keeps ``islands``; the decoders keep the logits projection FP32 as well."""
+    decoder = (precision, (*islands, torch_models.LOGITS_PROJECTION))
+    return {"encoder": (precision, islands), "decoder": decoder, "decoder_with_past": decoder}
+
+
 @pytest.mark.parametrize(
     ("demo", "requested", "expected"),
     [
         ("distilbert", Precision.FP16, {"model": ("fp16", ())}),
-        ("t5-small", Precision.FP16, dict.fromkeys(torch_models.T5_COMPONENTS, ("fp16", ("t5_layer_norm", "residual_add", "index_math")))),
-        ("flan-t5-small", Precision.BF16, dict.fromkeys(torch_models.T5_COMPONENTS, ("bf16", ("t5_layer_norm", "index_math")))),
+        ("t5-small", Precision.FP16, _t5_plans("fp16", ("t5_layer_norm", "residual_add", "index_math"))),
+        ("flan-t5-small", Precision.BF16, _t5_plans("bf16", ("t5_layer_norm", "index_math"))),
         ("t5-small", Precision.FP32, dict.fromkeys(torch_models.T5_COMPONENTS, ("fp32", ()))),
     ],
 )
@@ -326,17 +332,22 @@ def test_t5_fp16_islands_keep_norms_embeddings_and_the_residual_stream_fp32_when
     plans = step_plans(torch_plans(model_spec, AutoConfig.from_pretrained(tiny_t5(demo)), torch.device("cpu")))
     steps = _t5_steps(demo, plans)
     model = steps["encoder"].module.model
+    head = model.lm_head.head  # the logits projection, kept FP32 and run outside autocast
     linear = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
-    assert {m.weight.dtype for m in linear if m is not model.lm_head} == {torch.float16}
-    assert model.lm_head.weight.dtype == model.shared.weight.dtype == torch.float32  # tied to the embedding
+    assert {m.weight.dtype for m in linear if m is not head} == {torch.float16}
+    assert head.weight.dtype == model.shared.weight.dtype == torch.float32  # tied to the embedding
     assert {m.weight.dtype for m in model.modules() if type(m).__name__ == "T5LayerNorm"} == {torch.float32}
     stream: list[torch.dtype] = []
     hooks = [b.register_forward_hook(lambda m, i, o: stream.append(o[0].dtype)) for b in model.encoder.block]
     _, enc = _encoded(demo, TEXTS[:8])
-    steps["encoder"]({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}, ["last_hidden_state"])
+    hidden = steps["encoder"]({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}, ["last_hidden_state"])
     for hook in hooks:
         hook.remove()
     assert stream and set(stream) == {torch.float32}  # block outputs: the residual stream
+    start = np.zeros((len(enc["input_ids"]), 1), dtype=np.int64)
+    logits = steps["decoder"]({"input_ids": start, "encoder_attention_mask": enc["attention_mask"],
+                               "encoder_hidden_states": hidden["last_hidden_state"]}, ["logits"])["logits"]
+    assert logits.dtype == torch.float32 and not torch.equal(logits, logits.half().float())  # FP32's resolution
     export = tiny_t5_export(demo)
     decoding = {"eos_token_id": 1, "decoder_start_token_id": 0, "num_decoder_layers": model.config.num_decoder_layers,
                 "pad_token_id": 0}  # fmt: skip

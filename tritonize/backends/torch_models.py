@@ -15,7 +15,9 @@ the precision plan per component (``torch_plans``, JSON), resolved by the build 
 * FP32 islands (T5 layer norm and residual adds): only the ``nn.Linear`` weights are cast, and
   the component runs under ``torch.autocast``; the matmuls run in FP16 while the embeddings,
   the layer norms (autocast runs ``pow``/``mean`` in FP32) and the residual stream (FP32 + FP16
-  promotes to FP32) stay FP32, as in NVIDIA's TensorRT T5 demo.
+  promotes to FP32) stay FP32, as in NVIDIA's TensorRT T5 demo;
+* the logits projection kept FP32 (T5 decoders): ``lm_head`` keeps FP32 weights and runs
+  outside autocast on an FP32 input, so the logits keep FP32's resolution as in the engines.
 
 The classifier pads each length group to its length bucket and to a power-of-two row count,
 and on CUDA replays one CUDA graph per (rows, length) bucket, captured at load (before the
@@ -156,6 +158,34 @@ def load_pretrained(directory: str, model_class: str) -> Any:
     return getattr(transformers, model_class).from_pretrained(directory, local_files_only=True).eval()
 
 
+LOGITS_PROJECTION = "logits_projection"  # tritonize.engines.precision's pattern of that name
+_KEEP_FP32 = "_tritonize_keep_fp32"  # set on a module that no plan may cast
+
+
+def keep_logits_fp32(model: Any, plans: dict[str, ComponentPlan], components: Sequence[str]) -> bool:
+    """Replace ``model.lm_head`` with an FP32 projection run outside autocast when a plan of
+    ``components`` keeps the logits projection FP32 below FP32; True when it did. Call it before
+    :func:`apply_plans`, which then leaves the head alone."""
+    import torch
+
+    if not any(LOGITS_PROJECTION in plans[c].keep_fp32 and plans[c].precision != "fp32" for c in components):
+        return False
+    head = model.lm_head.float()
+    setattr(head, _KEEP_FP32, True)
+
+    class FP32Head(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = head
+
+        def forward(self, hidden: Any) -> Any:
+            with torch.autocast(hidden.device.type, enabled=False):
+                return self.head(hidden.float())
+
+    model.lm_head = FP32Head()
+    return True
+
+
 def _cast(module: Any, plan: ComponentPlan, tied: set[int]) -> None:
     """Cast a component in place as its plan says (see the module docstring). With islands, a
     Linear whose weight is an embedding's (T5's tied ``lm_head``) stays FP32: casting it would
@@ -168,7 +198,7 @@ def _cast(module: Any, plan: ComponentPlan, tied: set[int]) -> None:
         module.to(plan.dtype())
         return
     for sub in module.modules():
-        if isinstance(sub, torch.nn.Linear) and id(sub.weight) not in tied:
+        if isinstance(sub, torch.nn.Linear) and id(sub.weight) not in tied and not getattr(sub, _KEEP_FP32, False):
             sub.to(plan.dtype())
 
 
@@ -549,6 +579,7 @@ def load_t5_steps(directory: str, model_class: str, device: Any, plans: dict[str
     """
     check_plans(plans, device)
     model = load_pretrained(directory, model_class).to(device)
+    keep_logits_fp32(model, plans, ("decoder", "decoder_with_past"))
     decoder = [model.decoder, model.lm_head]
     apply_plans(model, plans, {"encoder": [model.encoder], "decoder": decoder, "decoder_with_past": decoder})
     modules = step_modules(model)

@@ -25,6 +25,15 @@ is a request; the plan honours it unless the architecture or the GPU rules it ou
   tiny t5-base demo's encoder (BF16 graph, ONNX Runtime): 0.41 off FP32 with only the buckets
   in FP32, 0.20 with the layer norm too (gate tolerance 0.25); the residual adds in FP32 as
   well changed nothing (0.23).
+* T5 decoders below FP32: the logits projection (``lm_head``, with T5 v1.0's rescale of its
+  input by d_model ** -0.5) stays FP32, so the logits keep FP32's resolution. In BF16 a logit
+  near 20 is rounded to a multiple of 0.125, so two answers whose logits differ by less come
+  out exactly equal and argmax takes the lower token id. Measured here on the full t5-base
+  demo (two labels, rehearsal): 3 of 40 first tokens flipped that way with the projection in
+  BF16 (FP32 had 0.51 against 0.49; the BF16 graph gave both 0.4977). The same choice as
+  TensorRT-LLM's ``trtllm-build --logits_dtype float32`` and Megatron-LM's FP32 output logits
+  (NVIDIA/Megatron-LM#6252: logits rounded to BF16 cannot recover the discarded bits). It is
+  one matmul per step; its weight stays FP32 in the engine.
 * BF16 anywhere needs compute capability >= 8.0 (Ampere); below it the engine is FP32.
 
 A plan is written into the ONNX graph the engine is built from (:mod:`tritonize.engines.precision_graph`:
@@ -42,7 +51,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tritonize.errors import EngineBuildError
-from tritonize.export.tensors import T5_ENCODER, normalized
+from tritonize.export.tensors import T5_DECODER, T5_DECODER_WITH_PAST, T5_ENCODER, normalized
 from tritonize.spec import Precision
 
 BF16_MIN_COMPUTE_CAPABILITY = (8, 0)
@@ -52,8 +61,11 @@ T5_SMALL_WIDTH = 512  # d_model of t5-small; wider T5 v1.0 encoders overflow FP1
 T5_LAYER_NORM = "t5_layer_norm"
 RESIDUAL_ADD = "residual_add"
 INDEX_MATH = "index_math"  # floating-point math cast to an integer index: T5's position buckets
+LOGITS_PROJECTION = "logits_projection"  # the MatMul that makes the ``logits`` output, and its input's rescale
 T5_ISLANDS = (T5_LAYER_NORM, RESIDUAL_ADD, INDEX_MATH)
-KNOWN_PATTERNS = T5_ISLANDS
+KNOWN_PATTERNS = (*T5_ISLANDS, LOGITS_PROJECTION)
+LOGITS_OUTPUT = "logits"  # the decoders' output name (Optimum's)
+_T5_DECODERS = frozenset({T5_DECODER, T5_DECODER_WITH_PAST})
 _T5_FAMILIES = frozenset({"t5", "t5-wide", "t5-gated"})
 
 
@@ -108,15 +120,22 @@ class PrecisionPlan:
         )
 
 
+def _with_logits(component: str, islands: tuple[str, ...]) -> tuple[str, ...]:
+    """``islands``, and the logits projection for a T5 decoder."""
+    return (*islands, LOGITS_PROJECTION) if component in _T5_DECODERS else islands
+
+
 def _bf16(
-    family: Family, requested: Precision, compute_capability: tuple[int, int] | None, why: str
+    family: Family, component: str, requested: Precision, compute_capability: tuple[int, int] | None, why: str
 ) -> PrecisionPlan:
     if compute_capability is not None and tuple(compute_capability) < BF16_MIN_COMPUTE_CAPABILITY:
         cc = ".".join(map(str, compute_capability))
         return PrecisionPlan(requested, Precision.FP32, (), f"BF16 needs compute capability >= 8.0, this GPU is {cc}")
     if family.value in _T5_FAMILIES:
+        islands = _with_logits(component, (T5_LAYER_NORM, INDEX_MATH))
+        logits = " and logits" if LOGITS_PROJECTION in islands else ""
         return PrecisionPlan(
-            requested, Precision.BF16, (T5_LAYER_NORM, INDEX_MATH), f"{why}; T5's layer norm and position buckets in FP32"
+            requested, Precision.BF16, islands, f"{why}; T5's layer norm, position buckets{logits} in FP32"
         )
     return PrecisionPlan(requested, Precision.BF16, (), why)
 
@@ -132,7 +151,7 @@ def precision_plan(
     if requested is Precision.FP32:
         return PrecisionPlan(requested, Precision.FP32, (), "FP32 as the spec asks")
     if requested is Precision.BF16:
-        return _bf16(family, requested, compute_capability, "BF16 as the spec asks: FP32's range, no overflow")
+        return _bf16(family, component, requested, compute_capability, "BF16 as the spec asks: FP32's range, no overflow")
     if requested is not Precision.FP16:
         raise EngineBuildError(f"TensorRT engines are built in fp32, fp16 or bf16, not {requested.value}")
     if family is Family.ENCODER:
@@ -144,12 +163,14 @@ def precision_plan(
         )
     if family is Family.T5_WIDE and component == T5_ENCODER:
         return PrecisionPlan(requested, Precision.FP32, (), "T5 encoders wider than t5-small overflow FP16")
+    islands = _with_logits(component, T5_ISLANDS)
+    logits = " and the logits" if LOGITS_PROJECTION in islands else ""
     return PrecisionPlan(
         requested,
         Precision.FP16,
-        T5_ISLANDS,
+        islands,
         "T5 layer norm and residual adds overflow FP16: kept in FP32 (NVIDIA TensorRT T5 demo), "
-        "and so are the position buckets",
+        f"and so are the position buckets{logits}",
     )
 
 
@@ -240,13 +261,37 @@ def _index_math(nodes: list[Any], producers: dict[str, Any], types: dict[str, in
     return found
 
 
+def _logits_projection(model: Any, producers: dict[str, Any], initializers: dict[str, Any]) -> list[str]:
+    """From the ``logits`` output back to the MatMul (or Gemm) that projects onto the vocabulary,
+    and the Mul by a scalar that rescales its input (T5 v1.0's tied embeddings); [] when the graph
+    has no such output or no projection within a few nodes of it."""
+    if not any(o.name == LOGITS_OUTPUT for o in model.graph.output):
+        return []
+    found, node = [], producers.get(LOGITS_OUTPUT)
+    for _ in range(4):  # Optimum's T5 decoders end in the MatMul itself; allow a Cast or Reshape after it
+        if node is None:
+            return []
+        found.append(node)
+        if node.op_type in ("MatMul", "Gemm"):
+            break
+        node = next((producers[i] for i in node.input if i in producers), None)
+    else:
+        return []
+    activation = next((producers[i] for i in node.input if i in producers and i not in initializers), None)
+    if activation is not None and activation.op_type == "Mul":
+        if any(_scalar(i, producers, initializers) is not None for i in activation.input):
+            found.append(activation)
+    return [n.name for n in found]
+
+
 def fp32_nodes(model: Any, patterns: Iterable[str]) -> dict[str, list[str]]:
     """ONNX node names per pattern of a loaded ``onnx.ModelProto``.
 
     ``t5_layer_norm``: every node of each T5 layer norm (found from its ``Pow``); ``residual_add``:
     the ``Add`` nodes that add a sublayer's output to the layer norm's input (the residual stream);
     ``index_math``: each floating-point computation cast to an integer index (T5's relative
-    position buckets), from the cast back to the integers it started from.
+    position buckets), from the cast back to the integers it started from; ``logits_projection``:
+    the MatMul that makes the ``logits`` output and the scalar rescale of its input, if any.
     Raises EngineBuildError for an unknown pattern.
     """
     patterns = tuple(patterns)
@@ -260,6 +305,8 @@ def fp32_nodes(model: Any, patterns: Iterable[str]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {p: [] for p in patterns}
     if INDEX_MATH in found:
         found[INDEX_MATH] = _index_math(nodes, producers, tensor_types(model))
+    if LOGITS_PROJECTION in found:
+        found[LOGITS_PROJECTION] = _logits_projection(model, producers, initializers)
     for node in nodes:
         # x ** 2 is the layer norm's mean of squares; gated GELU's tanh form has x ** 3.
         if node.op_type != "Pow" or _scalar(node.input[1], producers, initializers) != 2.0:
