@@ -66,11 +66,11 @@ def test_token_changes_excuse_a_changed_token_only_when_fp32_rated_it_within_the
     def probs(*values):
         return np.array(values, dtype=np.float64)
 
-    tokens = [[0, 1], [2]]
     fp32 = [[probs(0.6, 0.3, 0.1), probs(0.1, 0.505, 0.395)], [probs(0.2, 0.3, 0.5)]]
-    # row 0: keeps token 0, then picks 2 where FP32 had 0.505 vs 0.395 (not a tie); row 1: picks 1, 0.5 vs 0.3
+    # FP32 chose tokens 0, 1 (row 0) and 2 (row 1). Row 0 keeps token 0, then picks 2 where FP32 had
+    # 0.505 vs 0.395 (not a tie); row 1 picks 1, 0.5 vs 0.3
     compiled = [[probs(0.7, 0.2, 0.1), probs(0.1, 0.4, 0.5)], [probs(0.2, 0.45, 0.35)]]
-    assert token_changes(tokens, fp32, compiled, tie_margin=0.01) == (3, 2, 0)
-    assert token_changes(tokens, fp32, compiled, tie_margin=0.11) == (3, 1, 1)
-    assert token_changes(tokens, fp32, compiled, tie_margin=0.2) == (3, 0, 2)
-    assert token_changes(tokens, fp32, fp32, tie_margin=0.0) == (3, 0, 0)
+    assert token_changes(fp32, compiled, tie_margin=0.01) == (3, 2, 0)
+    assert token_changes(fp32, compiled, tie_margin=0.11) == (3, 1, 1)
+    assert token_changes(fp32, compiled, tie_margin=0.2) == (3, 0, 2)
+    assert token_changes(fp32, fp32, tie_margin=0.0) == (3, 0, 0)

@@ -252,26 +252,14 @@ def forced_probabilities(
 
 
 def token_changes(
-    tokens: Sequence[Sequence[int]],
-    expected: Sequence[Sequence[np.ndarray]],
-    actual: Sequence[Sequence[np.ndarray]],
-    tie_margin: float,
+    expected: Sequence[Sequence[np.ndarray]], actual: Sequence[Sequence[np.ndarray]], tie_margin: float
 ) -> tuple[int, int, int]:
-    """(positions, disagreements, ties) of FP32's ``tokens`` against the compiled steps' choices
-    under teacher forcing: a tie when FP32's probability of the compiled choice is within
-    ``tie_margin`` of FP32's probability of its own token (the classifier gate's rule, per token)."""
-    positions = disagree = ties = 0
-    for want_row, ours, theirs in zip(tokens, expected, actual):
-        for want, fp32, got in zip(want_row, ours, theirs):
-            positions += 1
-            choice = int(got.argmax())
-            if choice == want:
-                continue
-            if fp32[want] - fp32[choice] <= tie_margin:
-                ties += 1
-            else:
-                disagree += 1
-    return positions, disagree, ties
+    """(positions, disagreements, ties) of the compiled steps' next-token probabilities against
+    FP32's under teacher forcing: every position is one row of :func:`top1_changes`, the
+    classifier gate's rule (FP32's top token is its greedy token: both runs take the same inputs)."""
+    ours = np.stack([p for row in expected for p in row])
+    theirs = np.stack([p for row in actual for p in row])
+    return (len(ours), *top1_changes(ours, theirs, tie_margin))
 
 
 def validate_t5_steps(
@@ -301,7 +289,7 @@ def validate_t5_steps(
         hidden_diff = max(hidden_diff, _attended_diff(where, ref_hidden, hidden, batch["attention_mask"], failures))
         expected = forced_probabilities(reference, ref_hidden, batch, ref_tokens, decoding)
         actual = forced_probabilities(candidate, hidden, batch, ref_tokens, decoding)
-        counted = token_changes(ref_tokens, expected, actual, gate.tie_margin)
+        counted = token_changes(expected, actual, gate.tie_margin)
         positions, disagree, ties = positions + counted[0], disagree + counted[1], ties + counted[2]
         same_rows += sum(want == got for want, got in zip(ref_tokens, tokens))
         rows += len(ref_tokens)
